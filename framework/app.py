@@ -1,0 +1,125 @@
+"""``python -m framework [overrides]``: the Hydra application.
+
+Compose ``conf/`` (any Hydra override, ``--cfg job``, ``--help`` work as Hydra users expect),
+compile ``dvc.yaml`` and ``params.yaml``, run ``dvc repro`` and print what ran, what was skipped,
+and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from framework.errors import FrameworkError
+
+# Hydra exits 1 on a composition error, before our task runs; we report those as user errors.
+_CONFIG_ERROR_EXIT = 2
+
+
+def run_app(args: list[str]) -> int:
+    from framework.config import check_group_overrides, conf_dir
+
+    root = Path.cwd()
+    try:
+        conf = conf_dir(root)
+        check_group_overrides(root, args)
+    except FrameworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+    import hydra
+
+    state: dict[str, Any] = {"started": False, "code": 0}
+
+    @hydra.main(version_base="1.3", config_path=str(conf.resolve()), config_name="config")
+    def task(cfg: Any) -> None:
+        state["started"] = True
+        state["code"] = run_pipeline(cfg, root)
+
+    saved = sys.argv
+    sys.argv = ["python -m framework", *args]
+    try:
+        task()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code and not state["started"]:
+            return _CONFIG_ERROR_EXIT
+        return code or state["code"]
+    finally:
+        sys.argv = saved
+    return state["code"]
+
+
+def run_pipeline(cfg: Any, root: Path) -> int:
+    """Compile the composed config, reproduce it with DVC, print a summary. Returns an exit code."""
+    from rich.console import Console
+
+    from framework import dvc
+    from framework.compiler import compile_spec, write
+    from framework.config import resolve, source_from_hydra
+    from framework.spec import build_spec
+
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        source = source_from_hydra(root)
+        spec = build_spec(resolve(cfg, source), source)
+        changed = write(compile_spec(spec), root)
+        out.print(f"[bold]compiled[/] {', '.join(changed) if changed else 'dvc.yaml, params.yaml'}"
+                  f"{'' if changed else ' (unchanged)'}")
+
+        def on_stage(run: dvc.StageRun) -> None:
+            mark = {"ran": "[green]✓[/]", "skipped": "[dim]·[/]", "restored": "[cyan]↺[/]",
+                    "failed": "[red]✗[/]"}[run.status]
+            took = f"{run.seconds:6.1f} s" if run.status in ("ran", "failed") else ""
+            out.print(f"  {mark} {run.name:<20} {run.status:<9} {took}")
+
+        out.print("[bold]dvc repro[/]")
+        result = dvc.repro(root, on_line=lambda line: err.print(f"    {line}", markup=False),
+                           on_stage=on_stage)
+    except FrameworkError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return exc.exit_code
+
+    print_summary(out, spec, result)
+    if not result.ok:
+        failed = next((s.name for s in result.stages if s.status == "failed"), None)
+        err.print(f"[red]error:[/] stage '{failed}' failed" if failed else
+                  f"[red]error:[/] dvc repro failed (exit {result.returncode})")
+        return result.stage_exit_code if result.stage_exit_code in (1, 2) else 1
+    return 0
+
+
+def print_summary(out: Any, spec: Any, result: Any) -> None:
+    from rich.table import Table
+
+    counts = {s: sum(r.status == s for r in result.stages) for s in ("ran", "skipped", "restored", "failed")}
+    table = Table(title="stages", title_justify="left", box=None, pad_edge=False)
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    for run in result.stages:
+        took = f"{run.seconds:.1f} s" if run.status in ("ran", "failed") else "-"
+        table.add_row(run.name, run.status, took)
+    out.print()
+    out.print(table)
+    out.print("  " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+
+    for stage in spec.stages:
+        if stage.metrics is None:
+            continue
+        path = spec.root / stage.metrics.path
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        mt = Table(title=f"metrics ({stage.metrics.path})", title_justify="left", box=None,
+                   pad_edge=False)
+        mt.add_column("metric")
+        mt.add_column("value", justify="right")
+        for name, value in values.items():
+            mt.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+        out.print()
+        out.print(mt)

@@ -1,0 +1,152 @@
+"""Reading and writing artifacts by their file suffix; every write is atomic.
+
+- tables: ``.parquet``, ``.csv``, ``.tsv`` <-> pandas DataFrame
+- models: ``.skops`` <-> a fitted estimator, saved with skops and loaded with an explicit allowlist
+  of trusted types (never bare pickle, which runs arbitrary code on load)
+- documents: ``.json`` <-> dict / list
+
+A write goes to a temporary file in the target's folder and is renamed into place, so a failed or
+killed writer leaves the previous file or none, never a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from framework.errors import UserError
+
+TABLE_SUFFIXES = (".parquet", ".csv", ".tsv")
+MODEL_SUFFIXES = (".skops",)
+JSON_SUFFIXES = (".json",)
+
+#: Modules whose types a model file may contain. Anything else is refused on load.
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.",
+                           "functools.", "operator.", "_operator.", "numbers.")
+
+
+class ArtifactError(UserError):
+    """An artifact that cannot be read or written as its suffix says."""
+
+
+def kind_of(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return "table"
+    if suffix in MODEL_SUFFIXES:
+        return "model"
+    if suffix in JSON_SUFFIXES:
+        return "json"
+    raise ArtifactError(f"'{path}': unsupported artifact type '{suffix}'; use one of "
+                        f"{', '.join(TABLE_SUFFIXES + MODEL_SUFFIXES + JSON_SUFFIXES)}")
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def read(path: str | Path) -> Any:
+    """Read an artifact according to its suffix."""
+    path = Path(path)
+    kind = kind_of(path)
+    if not path.exists():
+        raise ArtifactError(f"'{path}' does not exist")
+    if kind == "table":
+        return read_table(path)
+    if kind == "model":
+        return load_model(path)
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def read_table(path: Path) -> Any:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"'{path}': cannot read the table: {exc}") from None
+
+
+def dumps_json(data: Any) -> str:
+    """Deterministic JSON text: sorted keys, numpy scalars as Python numbers, trailing newline."""
+    return json.dumps(to_plain(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def to_plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write(path: str | Path, obj: Any) -> None:
+    """Write an artifact atomically according to its suffix."""
+    path = Path(path)
+    kind = kind_of(path)
+    with atomic_path(path) as tmp:
+        if kind == "table":
+            _write_table(obj, tmp, path)
+        elif kind == "model":
+            save_model(obj, tmp)
+        else:
+            tmp.write_text(dumps_json(obj))
+
+
+def _write_table(obj: Any, tmp: Path, path: Path) -> None:
+    import pandas as pd
+
+    if not isinstance(obj, pd.DataFrame):
+        raise ArtifactError(f"'{path}' is a table: expected a pandas DataFrame, got "
+                            f"{type(obj).__name__}")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        obj.to_parquet(tmp, index=False)
+    else:
+        obj.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+
+
+def save_model(model: Any, path: str | Path) -> None:
+    import skops.io
+
+    skops.io.dump(model, str(path))
+
+
+def load_model(path: str | Path) -> Any:
+    """Load a skops model, trusting only types from the allowlisted modules."""
+    import skops.io
+
+    try:
+        found = skops.io.get_untrusted_types(file=str(path))
+    except Exception as exc:  # skops raises a variety of errors on a corrupt file
+        raise ArtifactError(f"'{path}': not a readable skops model file ({exc})") from None
+    refused = sorted(t for t in found if not t.startswith(TRUSTED_MODULE_PREFIXES))
+    if refused:
+        raise ArtifactError(f"'{path}': refusing to load types outside the trusted modules "
+                            f"({', '.join(TRUSTED_MODULE_PREFIXES)}): {', '.join(refused)}")
+    return skops.io.load(str(path), trusted=found)

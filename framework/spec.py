@@ -1,0 +1,590 @@
+"""The typed model of a pipeline config. Every config error is raised here.
+
+``build_spec`` takes the config Hydra composed (plus where each part came from) and returns a
+:class:`PipelineSpec`: stages with their function, params, inputs, outputs, metrics and plots, and
+the params that go to ``params.yaml``. It checks everything that can be checked before anything
+runs, without importing scikit-learn or pandas (estimator constraints come from a cache):
+
+- the shape of each stage (unknown keys, with a did-you-mean);
+- that each stage function can be imported (found on disk and defined, read with ``ast``);
+- that each input names an output of another stage, and that stages form no cycle;
+- that schema files exist and parse as JSON;
+- that params named by a stage exist;
+- that values respect ``ranges:`` and the estimator's own ``_parameter_constraints``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import math
+import pkgutil
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from framework.constraints import ConstraintCache, explain, satisfies
+from framework.errors import ConfigError, did_you_mean
+
+#: Top-level config keys that describe the pipeline rather than parametrize it: they never go to
+#: ``params.yaml``.
+RESERVED_KEYS = ("pipeline", "ranges", "sweep", "hydra")
+
+STAGE_KEYS = ("desc", "run", "params", "ins", "outs", "metrics", "plots")
+OUTPUT_KEYS = ("path", "schema", "desc")
+INPUT_KEYS = ("path", "schema")
+METRICS_KEYS = ("path", "schema")
+PLOT_KEYS = ("path", "template", "x", "y", "title", "x_label", "y_label")
+RANGE_KEYS = ("min", "max", "log", "choices", "step")
+DVC_PLOT_TEMPLATES = ("linear", "simple", "scatter", "smooth", "confusion", "confusion_normalized",
+                      "bar_horizontal", "bar_horizontal_sorted")
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    path: str
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    path: str
+    schema: str | None = None
+    stage: str | None = None  # None for a file outside the pipeline (tracked by DVC as a dependency)
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str
+    path: str
+    template: str = "linear"
+    x: str | None = None
+    y: str | None = None
+    title: str | None = None
+    x_label: str | None = None
+    y_label: str | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: str  # dotted path of the stage function
+    source: str | None  # the function's source file, relative to the project root
+    params: tuple[str, ...] = ()
+    ins: tuple[Input, ...] = ()
+    outs: tuple[Output, ...] = ()
+    metrics: Output | None = None
+    plots: tuple[Plot, ...] = ()
+    desc: str | None = None
+
+    @property
+    def schemas(self) -> list[str]:
+        found = [a.schema for a in (*self.ins, *self.outs, self.metrics) if a and a.schema]
+        return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    root: Path
+    stages: tuple[Stage, ...]  # in a stable topological order
+    params: dict[str, Any]  # the content of params.yaml
+    pipeline_file: str
+    ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where the parts of a composed config came from, to name the file in error messages."""
+
+    root: Path
+    choices: Mapping[str, str | None] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.root / "conf"
+
+    def override_of(self, key: str) -> str | None:
+        for override in self.overrides:
+            name = override.lstrip("+~").split("=", 1)[0]
+            if key == name or key.startswith(name + "."):
+                return override
+        return None
+
+    def file_of(self, key: str) -> str:
+        top = key.split(".", 1)[0].split("[", 1)[0]
+        option = self.choices.get(top)
+        if option:
+            return _display(self.conf_dir / top / f"{option}.yaml", self.root)
+        return _display(self.conf_dir / "config.yaml", self.root)
+
+    def where(self, key: str) -> str:
+        """The file that set ``key``, or the command line override that did."""
+        override = self.override_of(key)
+        if override is not None:
+            return f"command line override '{override}'"
+        return self.file_of(key)
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+
+def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
+    """Check a composed, resolved config and turn it into a :class:`PipelineSpec`."""
+    pipeline_file = source.file_of("pipeline")
+    pipeline = config.get("pipeline")
+    if not isinstance(pipeline, Mapping) or not isinstance(pipeline.get("stages"), Mapping) \
+            or not pipeline["stages"]:
+        raise ConfigError("expected a mapping 'pipeline.stages' with at least one stage",
+                          file=pipeline_file, key="pipeline.stages",
+                          hint="select a pipeline in conf/config.yaml's defaults, e.g. "
+                               "'- pipeline: tabular_classification'")
+    params = {k: v for k, v in config.items() if k not in RESERVED_KEYS}
+    ranges = config.get("ranges") or {}
+    if not isinstance(ranges, Mapping):
+        raise ConfigError("expected a mapping of parameter keys to ranges",
+                          file=source.file_of("ranges"), key="ranges")
+
+    raw_stages: Mapping[str, Any] = pipeline["stages"]
+    stages = [_parse_stage(name, raw, params, source, pipeline_file)
+              for name, raw in raw_stages.items()]
+    stages = _link(stages, pipeline_file)
+    _check_schemas(stages, source.root, pipeline_file)
+    check_ranges(params, ranges, source)
+    check_estimators(params, source)
+    return PipelineSpec(root=source.root, stages=tuple(stages), params=params,
+                        pipeline_file=pipeline_file, ranges=dict(ranges))
+
+
+# --------------------------------------------------------------------------------------------
+# stages
+
+
+def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigSource,
+                 file: str) -> Stage:
+    key = f"pipeline.stages.{name}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"expected a mapping with keys {', '.join(STAGE_KEYS)}; found "
+                          f"{type(raw).__name__}", file=file, key=key)
+    _known_keys(raw, STAGE_KEYS, file, key)
+    if "run" not in raw or not isinstance(raw["run"], str):
+        raise ConfigError("missing 'run': the dotted path of the stage function, "
+                          "e.g. 'pipelines.tabular.train'", file=file, key=f"{key}.run")
+    run = raw["run"]
+    src = _locate_function(run, source.root, file, f"{key}.run")
+
+    stage_params = _string_list(raw.get("params", []), file, f"{key}.params")
+    for p in stage_params:
+        if _lookup(params, p) is _MISSING:
+            prefix, _, last = p.rpartition(".")
+            scope = _lookup(params, prefix) if prefix else params
+            options = [f"{prefix}.{k}" if prefix else k for k in scope] if isinstance(scope, Mapping) else []
+            raise ConfigError(f"stage '{name}' uses param '{p}', which is not in the config",
+                              file=file, key=f"{key}.params",
+                              hint=did_you_mean(p, options) or f"known params: {', '.join(params)}")
+    kwargs = [p.rsplit(".", 1)[-1] for p in stage_params]
+
+    outs = []
+    for out_name, spec in _mapping(raw.get("outs", {}), file, f"{key}.outs").items():
+        outs.append(_parse_artifact(out_name, spec, OUTPUT_KEYS, file, f"{key}.outs.{out_name}"))
+
+    ins = []
+    for in_name, ref in _mapping(raw.get("ins", {}), file, f"{key}.ins").items():
+        ikey = f"{key}.ins.{in_name}"
+        if isinstance(ref, str):
+            stage_name, dot, out_name = ref.partition(".")
+            if not dot or not stage_name or not out_name:
+                raise ConfigError(f"expected 'STAGE.OUTPUT' (e.g. 'ingest.raw') or a mapping "
+                                  f"with 'path'; found {ref!r}", file=file, key=ikey)
+            ins.append(Input(name=in_name, path="", stage=stage_name, output=out_name))
+        else:
+            art = _parse_artifact(in_name, ref, INPUT_KEYS, file, ikey)
+            ins.append(Input(name=in_name, path=art.path, schema=art.schema))
+
+    metrics = None
+    if raw.get("metrics") is not None:
+        metrics = _parse_artifact("metrics", raw["metrics"], METRICS_KEYS, file, f"{key}.metrics")
+        if not metrics.path.endswith(".json"):
+            raise ConfigError(f"metrics must be a .json file; found '{metrics.path}'",
+                              file=file, key=f"{key}.metrics.path")
+
+    plots = []
+    for plot_name, spec in _mapping(raw.get("plots", {}), file, f"{key}.plots").items():
+        pkey = f"{key}.plots.{plot_name}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError("expected a mapping with 'path' and optional 'template', 'x', 'y'",
+                              file=file, key=pkey)
+        _known_keys(spec, PLOT_KEYS, file, pkey)
+        art = _parse_artifact(plot_name, {"path": spec.get("path")}, ("path",), file, pkey)
+        template = spec.get("template", "linear")
+        if template not in DVC_PLOT_TEMPLATES:
+            raise ConfigError(f"unknown DVC plot template {template!r}; expected one of "
+                              f"{', '.join(DVC_PLOT_TEMPLATES)}", file=file, key=f"{pkey}.template",
+                              hint=did_you_mean(template, DVC_PLOT_TEMPLATES))
+        if not art.path.endswith((".csv", ".json", ".tsv", ".yaml")):
+            raise ConfigError(f"plot data must be .csv, .tsv, .json or .yaml; found '{art.path}'",
+                              file=file, key=f"{pkey}.path")
+        plots.append(Plot(name=plot_name, path=art.path, template=template,
+                          **{k: spec.get(k) for k in ("x", "y", "title", "x_label", "y_label")}))
+
+    received = [*(i.name for i in ins), *kwargs]
+    returned = [*(o.name for o in outs), *(p.name for p in plots), *(["metrics"] if metrics else [])]
+    for names, what in ((received, "among its inputs and params (the keyword arguments of its "
+                                   "function)"),
+                        (returned, "among its outs, plots and metrics (the keys its function "
+                                   "returns)")):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"stage '{name}' uses the name '{duplicated[0]}' twice {what}; "
+                              "each must be unique", file=file, key=key)
+    if not outs and metrics is None and not plots:
+        raise ConfigError(f"stage '{name}' declares no outs, metrics or plots: DVC could never "
+                          "tell whether it is up to date", file=file, key=key)
+    desc = raw.get("desc")
+    return Stage(name=name, run=run, source=src, params=tuple(stage_params), ins=tuple(ins),
+                 outs=tuple(outs), metrics=metrics, plots=tuple(plots),
+                 desc=str(desc) if desc is not None else None)
+
+
+def _parse_artifact(name: str, spec: Any, allowed: tuple[str, ...], file: str, key: str) -> Output:
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"expected a mapping with 'path' and optional 'schema'; found "
+                          f"{type(spec).__name__}", file=file, key=key)
+    _known_keys(spec, allowed, file, key)
+    path = spec.get("path")
+    if not isinstance(path, str) or not path:
+        raise ConfigError("missing 'path'", file=file, key=f"{key}.path")
+    _check_relative(path, file, f"{key}.path")
+    schema = spec.get("schema")
+    if schema is not None:
+        if not isinstance(schema, str):
+            raise ConfigError("expected the path of a JSON Schema file", file=file, key=f"{key}.schema")
+        _check_relative(schema, file, f"{key}.schema")
+    return Output(name=name, path=path, schema=schema)
+
+
+def _check_relative(path: str, file: str, key: str) -> None:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ConfigError(f"paths are relative to the project root and stay inside it; found "
+                          f"'{path}'", file=file, key=key)
+
+
+def _link(stages: list[Stage], file: str) -> list[Stage]:
+    """Resolve ``STAGE.OUTPUT`` inputs, refuse clashing outputs and cycles, order topologically."""
+    by_name = {s.name: s for s in stages}
+    producers: dict[str, str] = {}
+    for s in stages:
+        written = [*(o.path for o in s.outs), *([s.metrics.path] if s.metrics else []),
+                   *(p.path for p in s.plots)]
+        for path in written:
+            if path in producers:
+                raise ConfigError(f"'{path}' is written by both stage '{producers[path]}' and "
+                                  f"stage '{s.name}'; each file has one producer",
+                                  file=file, key=f"pipeline.stages.{s.name}")
+            producers[path] = s.name
+
+    linked: list[Stage] = []
+    for s in stages:
+        ins = []
+        for i in s.ins:
+            key = f"pipeline.stages.{s.name}.ins.{i.name}"
+            if i.stage is None:
+                if i.path in producers:
+                    raise ConfigError(f"'{i.path}' is an output of stage '{producers[i.path]}'; "
+                                      f"refer to it as '{producers[i.path]}.<output>'",
+                                      file=file, key=key)
+                ins.append(i)
+                continue
+            ref = f"{i.stage}.{i.output}"
+            if i.stage not in by_name:
+                raise ConfigError(f"input '{ref}' names no stage '{i.stage}'", file=file, key=key,
+                                  hint=did_you_mean(i.stage, by_name) or
+                                  f"stages: {', '.join(by_name)}")
+            source = by_name[i.stage]
+            outs = {o.name: o for o in source.outs}
+            if i.output not in outs:
+                known = [f"{source.name}.{o}" for o in outs]
+                raise ConfigError(f"input '{ref}' names no output of stage '{source.name}'",
+                                  file=file, key=key,
+                                  hint=did_you_mean(ref, known) or
+                                  (f"its outputs: {', '.join(known)}" if known else
+                                   f"stage '{source.name}' has no outs"))
+            out = outs[i.output]
+            ins.append(Input(name=i.name, path=out.path, schema=out.schema, stage=i.stage,
+                             output=i.output))
+        linked.append(replace(s, ins=tuple(ins)))
+    return _toposort(linked, file)
+
+
+def _toposort(stages: list[Stage], file: str) -> list[Stage]:
+    deps = {s.name: [i.stage for i in s.ins if i.stage] for s in stages}
+    order: list[Stage] = []
+    done: set[str] = set()
+    visiting: list[str] = []
+    by_name = {s.name: s for s in stages}
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            cycle = visiting[visiting.index(name):] + [name]
+            raise ConfigError("the stages form a cycle: " + " -> ".join(cycle),
+                              file=file, key=f"pipeline.stages.{name}.ins",
+                              hint="a stage cannot read, directly or not, what it writes")
+        visiting.append(name)
+        for dep in deps[name]:
+            visit(dep)
+        visiting.pop()
+        done.add(name)
+        order.append(by_name[name])
+
+    for s in stages:  # config order breaks ties, so the order is stable
+        visit(s.name)
+    return order
+
+
+def _check_schemas(stages: Iterable[Stage], root: Path, file: str) -> None:
+    seen: dict[str, str] = {}
+    for s in stages:
+        arts = [("ins", a) for a in s.ins if a.stage is None] + [("outs", a) for a in s.outs]
+        if s.metrics:
+            arts.append(("metrics", s.metrics))
+        for section, art in arts:
+            if not art.schema or art.schema in seen:
+                continue
+            key = f"pipeline.stages.{s.name}.{section}" + ("" if section == "metrics" else f".{art.name}") + ".schema"
+            path = root / art.schema
+            if not path.is_file():
+                near = [p.relative_to(root).as_posix() for p in path.parent.glob("*.json")] \
+                    if path.parent.is_dir() else []
+                raise ConfigError(f"schema file '{art.schema}' does not exist", file=file, key=key,
+                                  hint=did_you_mean(art.schema, near) or
+                                  "write one, or infer it: python -m framework schema infer DATA -o "
+                                  + art.schema)
+            try:
+                content = json.loads(path.read_text())
+            except ValueError as exc:
+                raise ConfigError(f"schema file '{art.schema}' is not valid JSON: {exc}",
+                                  file=file, key=key) from None
+            if not isinstance(content, dict):
+                raise ConfigError(f"schema file '{art.schema}' must hold a JSON object",
+                                  file=file, key=key)
+            seen[art.schema] = key
+
+
+# --------------------------------------------------------------------------------------------
+# stage functions
+
+
+def _locate_function(run: str, root: Path, file: str, key: str) -> str | None:
+    """Find the stage function's source without importing it; return its path relative to root."""
+    module_name, _, func = run.rpartition(".")
+    if not module_name or not func.isidentifier():
+        raise ConfigError(f"expected 'package.module.function'; found {run!r}", file=file, key=key)
+    root_str = str(root)
+    if root_str not in sys.path:
+        sys.path.insert(0, root_str)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        parent = module_name.rpartition(".")[0]
+        raise ConfigError(f"cannot import module '{module_name}' of stage function '{run}'",
+                          file=file, key=key,
+                          hint=did_you_mean(module_name, _sibling_modules(parent, root))
+                          or "stage modules are imported from the project root (the folder "
+                             "holding conf/); is the package missing an __init__.py?")
+    origin = spec.origin
+    if origin and origin.endswith(".py"):
+        tree = ast.parse(Path(origin).read_text(), filename=origin)
+        defined = _top_level_names(tree)
+        if func not in defined:
+            raise ConfigError(f"module '{module_name}' ({_display(Path(origin), root)}) defines no "
+                              f"function '{func}'", file=file, key=key,
+                              hint=did_you_mean(func, defined))
+        path = Path(origin).resolve()
+        try:
+            return path.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return None  # a function from an installed package: not part of the project's code
+    return None
+
+
+def _sibling_modules(parent: str, root: Path) -> list[str]:
+    if parent:
+        try:
+            spec = importlib.util.find_spec(parent)
+        except (ImportError, ValueError):
+            spec = None
+        paths = list(spec.submodule_search_locations or []) if spec else []
+        return [f"{parent}.{m.name}" for m in pkgutil.iter_modules(paths)]
+    return [m.name for m in pkgutil.iter_modules([str(root)])]
+
+
+def _top_level_names(tree: ast.Module) -> list[str]:
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names]
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# values: ranges and estimator constraints
+
+
+_MISSING = object()
+
+
+def _lookup(params: Mapping[str, Any], key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def check_ranges(params: Mapping[str, Any], ranges: Mapping[str, Any], source: ConfigSource) -> None:
+    """Refuse values outside the bounds or choices declared under ``ranges:``.
+
+    A range whose key is absent from the config (``model.C`` while the model is a random forest)
+    does not apply.
+    """
+    for key, bounds in ranges.items():
+        rkey = f"ranges.{key}"
+        rfile = source.file_of("ranges")
+        if not isinstance(bounds, Mapping):
+            raise ConfigError("expected a mapping with min/max/log or choices", file=rfile, key=rkey)
+        _known_keys(bounds, RANGE_KEYS, rfile, rkey)
+        value = _lookup(params, key)
+        if value is _MISSING:
+            continue
+        _check_one_range(key, value, bounds, source.where(key), rkey)
+
+
+def _check_one_range(key: str, value: Any, bounds: Mapping[str, Any], where: str, rkey: str) -> None:
+    if "choices" in bounds:
+        choices = list(bounds["choices"])
+        if value not in choices or isinstance(value, bool) != any(isinstance(c, bool) for c in choices if c == value):
+            raise ConfigError(f"{key} = {value!r} is not one of its allowed values "
+                              f"{', '.join(map(repr, choices))} ({rkey})", file=where,
+                              hint=did_you_mean(str(value), map(str, choices)))
+        return
+    lo, hi = bounds.get("min"), bounds.get("max")
+    if lo is None and hi is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            (isinstance(value, float) and math.isnan(value)):
+        raise ConfigError(f"{key} = {value!r} is not a number; its range is "
+                          f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}] "
+                          f"({rkey})", file=where)
+    if lo is not None and value < lo:
+        raise ConfigError(f"{key} = {value!r} is below its range minimum {lo} ({rkey})", file=where)
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key} = {value!r} is above its range maximum {hi} ({rkey})", file=where)
+
+
+def check_estimators(params: Mapping[str, Any], source: ConfigSource) -> None:
+    """Check every ``_target_`` block: importable, known arguments, values its class accepts."""
+    cache = ConstraintCache(source.root / ".framework" / "cache")
+    try:
+        for key, block in _targets(params, ""):
+            _check_target(key, block, cache, source)
+    finally:
+        cache.save()
+
+
+def _targets(node: Any, prefix: str) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    if isinstance(node, Mapping):
+        if isinstance(node.get("_target_"), str):
+            yield prefix, node
+        for k, v in node.items():
+            yield from _targets(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _targets(v, f"{prefix}[{i}]")
+
+
+def _check_target(key: str, block: Mapping[str, Any], cache: ConstraintCache,
+                  source: ConfigSource) -> None:
+    target = block["_target_"]
+    info = cache.get(target)
+    tkey = f"{key}._target_"
+    if not info["importable"]:
+        raise ConfigError(f"cannot import _target_ '{target}': {info['error']}",
+                          file=source.where(tkey), key=tkey,
+                          hint=did_you_mean(target, info.get("candidates", [])))
+    cls = target.rsplit(".", 1)[-1]
+    known = info.get("params")
+    constraints = info.get("constraints", {})
+    for arg, value in block.items():
+        if arg.startswith("_"):
+            continue
+        akey = f"{key}.{arg}"
+        if known is not None and arg not in known:
+            raise ConfigError(f"{cls} has no argument '{arg}'", file=source.where(akey), key=akey,
+                              hint=did_you_mean(arg, known) or f"its arguments: {', '.join(known)}")
+        options = constraints.get(arg)
+        if options and not isinstance(value, Mapping) and not any(satisfies(value, c) for c in options):
+            raise ConfigError(f"{akey} = {value!r} is not valid for {target}: the '{arg}' "
+                              f"parameter of {cls} must be {explain(options)}",
+                              file=source.where(akey))
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _known_keys(raw: Mapping[str, Any], allowed: Iterable[str], file: str, key: str) -> None:
+    allowed = tuple(allowed)
+    for k in raw:
+        if k not in allowed:
+            raise ConfigError(f"unknown key '{k}'; expected one of {', '.join(allowed)}",
+                              file=file, key=f"{key}.{k}", hint=did_you_mean(str(k), allowed))
+
+
+def _mapping(raw: Any, file: str, key: str) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"expected a mapping of names; found {type(raw).__name__}",
+                          file=file, key=key)
+    return raw
+
+
+def _string_list(raw: Any, file: str, key: str) -> list[str]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError("expected a list of param keys, e.g. [model, split.test_size]",
+                          file=file, key=key)
+    return list(raw)

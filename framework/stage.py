@@ -1,0 +1,230 @@
+"""Run one stage: load, check, call, check, write.
+
+``dvc repro`` calls ``python -m framework stage NAME --run FUNC ...`` (the command the compiler put
+in ``dvc.yaml``). The runner
+
+1. reads the stage's params from ``params.yaml`` (blocks with ``_target_`` are instantiated with
+   Hydra's ``instantiate``, so a stage function receives a ready, unfitted estimator);
+2. loads each input and checks it against its schema;
+3. calls the stage function with inputs and params as keyword arguments;
+4. checks each returned output, the metrics and the plots against what the stage declares;
+5. writes everything atomically, and only once everything has passed its checks.
+
+A schema violation stops the stage with exit code 2 and writes nothing, so ``dvc.lock`` stays as
+it was and DVC's cache still holds the previous outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework import io
+from framework.errors import RunError, SchemaViolation, UsageError, UserError
+
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass
+class StageCall:
+    """Everything the runner needs to run one stage, as parsed from its command line."""
+
+    name: str
+    run: str
+    params: list[str] = field(default_factory=list)
+    ins: dict[str, str] = field(default_factory=dict)
+    outs: dict[str, str] = field(default_factory=dict)
+    metrics: str | None = None
+    plots: dict[str, str] = field(default_factory=dict)
+    schemas: dict[str, str] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str]) -> StageCall:
+    parser = argparse.ArgumentParser(prog="python -m framework stage",
+                                     description="Run one pipeline stage (called by dvc repro).")
+    parser.add_argument("name")
+    parser.add_argument("--run", required=True, help="dotted path of the stage function")
+    parser.add_argument("--params", default="", help="comma-separated params.yaml keys")
+    for flag in ("in", "out", "plot", "schema"):
+        parser.add_argument(f"--{flag}", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--metrics", default=None, metavar="PATH")
+    ns = parser.parse_args(argv)
+
+    def pairs(items: list[str], flag: str) -> dict[str, str]:
+        out = {}
+        for item in items:
+            name, eq, path = item.partition("=")
+            if not eq or not name or not path:
+                raise UsageError(f"--{flag} expects NAME=PATH; found {item!r}")
+            out[name] = path
+        return out
+
+    return StageCall(name=ns.name, run=ns.run, params=[p for p in ns.params.split(",") if p],
+                     ins=pairs(ns.__dict__["in"], "in"), outs=pairs(ns.out, "out"),
+                     metrics=ns.metrics, plots=pairs(ns.plot, "plot"),
+                     schemas=pairs(ns.schema, "schema"))
+
+
+def load_params(root: Path, keys: list[str]) -> dict[str, Any]:
+    """The values of ``keys`` in ``params.yaml``, by their last dotted component."""
+    import yaml
+
+    path = root / PARAMS_FILE
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"{PARAMS_FILE} not found in {root}: run `python -m framework compile`") from None
+    values = {}
+    for key in keys:
+        node: Any = data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise UserError(f"{PARAMS_FILE}: no key '{key}'; it is stale relative to dvc.yaml: "
+                                "run `python -m framework compile`")
+            node = node[part]
+        values[key.rsplit(".", 1)[-1]] = node
+    return values
+
+
+def instantiate_params(values: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``_target_`` blocks into objects (Hydra's ``instantiate``); leave the rest as data."""
+    if not any(_has_target(v) for v in values.values()):
+        return values
+    from hydra.utils import instantiate
+
+    return {k: instantiate(v, _convert_="all") if _has_target(v) else v for k, v in values.items()}
+
+
+def _has_target(value: Any) -> bool:
+    return isinstance(value, Mapping) and "_target_" in value
+
+
+def import_function(run: str) -> Any:
+    module_name, _, func = run.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"cannot import module '{module_name}' of stage function '{run}': {exc}") from exc
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise UserError(f"module '{module_name}' has no function '{func}'")
+    return fn
+
+
+def _check_table(df: Any, schema_path: str, what: str) -> None:
+    from framework.schema import load_schema, validate
+
+    validate(df, load_schema(schema_path), what=what)
+
+
+def _check_metrics(metrics: Any, schema_path: str, what: str) -> None:
+    import jsonschema
+
+    from framework.schema import load_schema
+
+    schema = load_schema(schema_path)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(io.to_plain(metrics)), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.path)) or '(root)'}: {e.message} ({e.validator})"
+                 for e in errors[:10]]
+        raise SchemaViolation(f"{what} does not match {schema_path}:\n" + "\n".join(lines))
+
+
+def run_stage(call: StageCall, root: Path) -> dict[str, float]:
+    """Run a stage; return timings of its phases in seconds."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    fn = import_function(call.run)
+    kwargs = instantiate_params(load_params(root, call.params))
+
+    for name, path in call.ins.items():
+        value = io.read(root / path)
+        if name in call.schemas and io.kind_of(path) == "table":
+            _check_table(value, call.schemas[name],
+                         f"stage '{call.name}', input '{name}' ({path})")
+        kwargs[name] = value
+    timings["load"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    result = fn(**kwargs)
+    timings["run"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    expected = {**call.outs, **call.plots, **({"metrics": call.metrics} if call.metrics else {})}
+    if not isinstance(result, Mapping):
+        raise RunError(f"stage '{call.name}': {call.run} must return a dict with the keys "
+                       f"{', '.join(sorted(expected))}; it returned {type(result).__name__}")
+    missing = sorted(set(expected) - set(result))
+    extra = sorted(set(result) - set(expected))
+    if missing or extra:
+        raise RunError(f"stage '{call.name}': {call.run} returned "
+                       + "; ".join(filter(None, [
+                           f"no {', '.join(map(repr, missing))}" if missing else "",
+                           f"undeclared {', '.join(map(repr, extra))}" if extra else ""]))
+                       + f" (declared: {', '.join(sorted(expected))})")
+    for name, path in call.outs.items():
+        if name in call.schemas and io.kind_of(path) == "table":
+            _check_table(result[name], call.schemas[name],
+                         f"stage '{call.name}', output '{name}' ({path})")
+    if call.metrics and "metrics" in call.schemas:
+        _check_metrics(result["metrics"], call.schemas["metrics"],
+                       f"stage '{call.name}', metrics ({call.metrics})")
+    plot_tables = {}
+    for name, path in call.plots.items():
+        plot_tables[name] = _as_plot_table(result[name], call.name, name)
+    timings["check"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    for name, path in call.outs.items():
+        io.write(root / path, result[name])
+    if call.metrics:
+        io.write(root / call.metrics, result["metrics"])
+    for name, path in call.plots.items():
+        _write_plot(root / path, plot_tables[name])
+    timings["write"] = time.perf_counter() - t3
+    return timings
+
+
+def _as_plot_table(value: Any, stage: str, name: str) -> Any:
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return value
+    if isinstance(value, Mapping) or isinstance(value, list):
+        return pd.DataFrame(value)
+    raise RunError(f"stage '{stage}': plot '{name}' must be a DataFrame, a list of records or a "
+                   f"dict of columns; got {type(value).__name__}")
+
+
+def _write_plot(path: Path, table: Any) -> None:
+    suffix = path.suffix.lower()
+    with io.atomic_path(path) as tmp:
+        if suffix == ".json":
+            tmp.write_text(io.dumps_json(table.to_dict(orient="records")))
+        elif suffix == ".yaml":
+            import yaml
+
+            tmp.write_text(yaml.safe_dump(io.to_plain(table.to_dict(orient="records"))))
+        else:
+            table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+
+
+def main(argv: list[str]) -> int:
+    call = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    timings = run_stage(call, Path.cwd())
+    log.info("stage '%s' done: %s", call.name,
+             ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    return 0
