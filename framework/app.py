@@ -8,6 +8,7 @@ and the metrics.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,17 @@ _CONFIG_ERROR_EXIT = 2
 
 
 def run_app(args: list[str]) -> int:
-    from framework.config import check_group_overrides, conf_dir
+    from framework.config import check_group_overrides, compose, conf_dir
+    from framework.spec import build_spec
 
     root = Path.cwd()
     try:
         conf = conf_dir(root)
         check_group_overrides(root, args)
+        if args and all(_is_plain_override(a) for a in args):
+            # A single run: check the config with our own messages (file, key, did-you-mean)
+            # before Hydra composes it again for the job.
+            build_spec(*compose(root, args))
     except FrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -50,6 +56,14 @@ def run_app(args: list[str]) -> int:
     finally:
         sys.argv = saved
     return state["code"]
+
+
+def _is_plain_override(arg: str) -> bool:
+    """``key=value`` with no flag and no sweep syntax (``a,b``, ``range(...)``, ``choice(...)``)."""
+    if arg.startswith("-") or "=" not in arg:
+        return False
+    value = arg.split("=", 1)[1]
+    return "," not in value and not re.match(r"^\w+\(", value)
 
 
 def run_pipeline(cfg: Any, root: Path) -> int:

@@ -66,7 +66,7 @@ def compose(root: Path, overrides: Sequence[str]) -> tuple[dict[str, Any], Confi
                                    job_name="framework"):
             cfg = hydra_compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_hydra_message(exc), file="conf/") from None
+        raise _explain_hydra_error(exc, root, overrides) from None
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     source = ConfigSource(root=root, choices=_plain_choices(choices), overrides=tuple(overrides))
@@ -110,6 +110,31 @@ def _plain_choices(choices: Any) -> dict[str, str | None]:
         return {}
     return {str(k): (None if v is None else str(v)) for k, v in choices.items()
             if not str(k).startswith("hydra")}
+
+
+def _explain_hydra_error(exc: BaseException, root: Path, overrides: Sequence[str]) -> ConfigError:
+    """A :class:`ConfigError` for a Hydra error; for an unknown key, with a did-you-mean."""
+    message = _hydra_message(exc)
+    failed = re.search(r"Could not override '([^']+)'", message)
+    if not failed:
+        return ConfigError(message, file="conf/")
+    key = failed[1]
+    override = next((o for o in overrides if o.split("=", 1)[0] == key), key)
+    others = [o for o in overrides if o != override]
+    parent, _, last = key.rpartition(".")
+    hint = None
+    try:
+        base, _ = compose(root, others)
+        node: Any = base
+        for part in filter(None, parent.split(".")):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            hint = did_you_mean(last, node) or f"keys of '{parent or '(root)'}': {', '.join(node)}"
+            hint += f"; to add a new key, write +{override}"
+    except ConfigError:
+        pass
+    return ConfigError(f"'{key}' is not a key of the composed config", file=f"command line "
+                       f"override '{override}'", hint=hint or message.replace("\n", " "))
 
 
 def _hydra_message(exc: BaseException) -> str:

@@ -20,7 +20,6 @@ import importlib.util
 import json
 import math
 import pkgutil
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -117,11 +116,15 @@ class ConfigSource:
         return self.root / "conf"
 
     def override_of(self, key: str) -> str | None:
+        """The command line override that set ``key`` (the most specific one), if any."""
+        best: tuple[int, str] | None = None
         for override in self.overrides:
             name = override.lstrip("+~").split("=", 1)[0]
-            if key == name or key.startswith(name + "."):
-                return override
-        return None
+            if (key == name or key.startswith(name + ".")) and (best is None or len(name) > best[0]):
+                best = (len(name), override)
+        if best is None or best[1].lstrip("+~").split("=", 1)[0] in self.choices:
+            return None  # no override, or one that picked a group option: the value is in its file
+        return best[1]
 
     def file_of(self, key: str) -> str:
         top = key.split(".", 1)[0].split("[", 1)[0]
@@ -404,22 +407,15 @@ def _locate_function(run: str, root: Path, file: str, key: str) -> str | None:
     module_name, _, func = run.rpartition(".")
     if not module_name or not func.isidentifier():
         raise ConfigError(f"expected 'package.module.function'; found {run!r}", file=file, key=key)
-    root_str = str(root)
-    if root_str not in sys.path:
-        sys.path.insert(0, root_str)
-    try:
-        spec = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
+    origin = _find_module_file(module_name, root)
+    if origin is None:
         parent = module_name.rpartition(".")[0]
         raise ConfigError(f"cannot import module '{module_name}' of stage function '{run}'",
                           file=file, key=key,
                           hint=did_you_mean(module_name, _sibling_modules(parent, root))
                           or "stage modules are imported from the project root (the folder "
-                             "holding conf/); is the package missing an __init__.py?")
-    origin = spec.origin
-    if origin and origin.endswith(".py"):
+                             "holding conf/)")
+    if origin.endswith(".py"):
         tree = ast.parse(Path(origin).read_text(), filename=origin)
         defined = _top_level_names(tree)
         if func not in defined:
@@ -434,15 +430,29 @@ def _locate_function(run: str, root: Path, file: str, key: str) -> str | None:
     return None
 
 
+def _find_module_file(module_name: str, root: Path) -> str | None:
+    """The source file of a module: first in the project folder, then among installed packages.
+
+    The project folder is searched by path, without importing anything, so that compiling never
+    runs the project's code and never mixes up two projects' ``pipelines`` packages.
+    """
+    base = root.joinpath(*module_name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return str(candidate)
+    if (root / module_name.split(".")[0]).exists():
+        return None  # the package is the project's own: do not look elsewhere
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin else None
+
+
 def _sibling_modules(parent: str, root: Path) -> list[str]:
-    if parent:
-        try:
-            spec = importlib.util.find_spec(parent)
-        except (ImportError, ValueError):
-            spec = None
-        paths = list(spec.submodule_search_locations or []) if spec else []
-        return [f"{parent}.{m.name}" for m in pkgutil.iter_modules(paths)]
-    return [m.name for m in pkgutil.iter_modules([str(root)])]
+    folder = root.joinpath(*parent.split(".")) if parent else root
+    found = [m.name for m in pkgutil.iter_modules([str(folder)])]
+    return [f"{parent}.{m}" if parent else m for m in found]
 
 
 def _top_level_names(tree: ast.Module) -> list[str]:
@@ -486,7 +496,7 @@ def check_ranges(params: Mapping[str, Any], ranges: Mapping[str, Any], source: C
             raise ConfigError("expected a mapping with min/max/log or choices", file=rfile, key=rkey)
         _known_keys(bounds, RANGE_KEYS, rfile, rkey)
         value = _lookup(params, key)
-        if value is _MISSING:
+        if value is _MISSING or value is None:  # absent, or explicitly unset (e.g. max_depth: null)
             continue
         _check_one_range(key, value, bounds, source.where(key), rkey)
 

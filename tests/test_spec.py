@@ -1,0 +1,168 @@
+"""Every mistake in conf/ is refused before anything runs, naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from framework.commands import compile_project
+from framework.errors import ConfigError, UsageError
+from framework.spec import ConfigSource, check_estimators, check_ranges
+from tests.conftest import run_cli
+
+PIPELINE = "conf/pipeline/tabular_classification.yaml"
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new, 1))
+
+
+# (id, edits [(file, old, new)], overrides, pattern the message must match)
+BAD_CONFIGS = [
+    ("unknown-stage-key", [(PIPELINE, "params: [preprocess, model,", "parms: [preprocess, model,")], [],
+     r"conf/pipeline/tabular_classification.yaml: pipeline.stages.train.parms: unknown key 'parms'"
+     r".*did you mean 'params'"),
+    ("input-names-no-output", [(PIPELINE, "ins: {train: split.train}", "ins: {train: split.trian}")], [],
+     r"tabular_classification.yaml: pipeline.stages.train.ins.train: input 'split.trian' names no "
+     r"output of stage 'split'.*did you mean 'split.train'"),
+    ("input-names-no-stage", [(PIPELINE, "ins: {raw: ingest.raw}", "ins: {raw: ingst.raw}")], [],
+     r"pipeline.stages.split.ins.raw: input 'ingst.raw' names no stage 'ingst'.*did you mean 'ingest'"),
+    ("cycle", [(PIPELINE, "params: [dataset]\n", "params: [dataset]\n    ins: {back: split.train}\n")], [],
+     r"tabular_classification.yaml: pipeline.stages.ingest.ins: the stages form a cycle: "
+     r"ingest -> split -> ingest"),
+    ("missing-schema", [(PIPELINE, "raw: {path: data/raw.parquet, schema: schemas/features.json}",
+                         "raw: {path: data/raw.parquet, schema: schemas/featres.json}")], [],
+     r"pipeline.stages.ingest.outs.raw.schema: schema file 'schemas/featres.json' does not exist"
+     r".*did you mean 'schemas/features.json'"),
+    ("function-not-defined", [(PIPELINE, "run: pipelines.tabular.train", "run: pipelines.tabular.trian")], [],
+     r"pipeline.stages.train.run: module 'pipelines.tabular' \(pipelines/tabular.py\) defines no "
+     r"function 'trian'.*did you mean 'train'"),
+    ("module-not-importable", [(PIPELINE, "run: pipelines.tabular.train", "run: pipelines.tabulr.train")], [],
+     r"pipeline.stages.train.run: cannot import module 'pipelines.tabulr'.*did you mean "
+     r"'pipelines.tabular'"),
+    ("unknown-stage-param", [(PIPELINE, "params: [split, seed,", "params: [splt, seed,")], [],
+     r"pipeline.stages.split.params: stage 'split' uses param 'splt'.*did you mean 'split'"),
+    ("param-wrong-type-in-file", [("conf/model/logistic_regression.yaml", "max_iter: 1000", "max_iter: 50.5")], [],
+     r"conf/model/logistic_regression.yaml: model.max_iter = 50.5 is not valid for "
+     r"sklearn.linear_model.LogisticRegression: the 'max_iter' parameter of LogisticRegression "
+     r"must be an int in the range \[0, inf\)"),
+    ("param-wrong-type-override", [], ["model.C=abc"],
+     r"command line override 'model.C=abc': model.C = 'abc' is not a number"),
+    ("param-below-range", [], ["model.C=-1"],
+     r"command line override 'model.C=-1': model.C = -1 is below its range minimum 0.0001 "
+     r"\(ranges.model.C\)"),
+    ("param-above-range", [], ["split.test_size=0.9"],
+     r"split.test_size = 0.9 is above its range maximum 0.5 \(ranges.split.test_size\)"),
+    ("param-not-an-option", [], ["+model.solver=newton"],
+     r"model.solver = 'newton' is not valid for sklearn.linear_model.LogisticRegression: the "
+     r"'solver' parameter of LogisticRegression must be one of .*'newton-cg'"),
+    ("estimator-unknown-argument", [("conf/model/random_forest.yaml", "n_jobs: 1", "n_job: 1")],
+     ["model=random_forest"],
+     r"conf/model/random_forest.yaml: model.n_job: RandomForestClassifier has no argument 'n_job'"
+     r".*did you mean 'n_jobs'"),
+    ("estimator-not-importable", [("conf/model/logistic_regression.yaml", "LogisticRegression\n",
+                                   "LogisticRegresion\n")], [],
+     r"model._target_: cannot import _target_ 'sklearn.linear_model.LogisticRegresion'.*did you "
+     r"mean 'sklearn.linear_model.LogisticRegression'"),
+    ("unknown-group-option", [], ["model=random_forrest"],
+     r"command line override 'model=random_forrest': no option 'random_forrest' in config group "
+     r"'model'.*did you mean 'random_forest'"),
+    ("unknown-group-option-in-defaults", [("conf/config.yaml", "- model: logistic_regression",
+                                           "- model: logistic_regresion")], [],
+     r"Could not find 'model/logistic_regresion'"),
+    ("unknown-key-override", [], ["split.tst_size=0.3"],
+     r"command line override 'split.tst_size=0.3': 'split.tst_size' is not a key.*did you mean "
+     r"'test_size'"),
+    ("missing-value", [("conf/config.yaml", "seed: 42", "seed: ???")], [],
+     r"conf/config.yaml: seed: no value given"),
+    ("bad-plot-template", [(PIPELINE, "template: confusion,", "template: confusoin,")], [],
+     r"pipeline.stages.evaluate.plots.confusion.template: unknown DVC plot template 'confusoin'"
+     r".*did you mean 'confusion'"),
+    ("path-outside-project", [(PIPELINE, "path: data/raw.parquet", "path: ../raw.parquet")], [],
+     r"pipeline.stages.ingest.outs.raw.path: paths are relative to the project root"),
+    ("two-producers", [(PIPELINE, "test: {path: data/test.parquet", "test: {path: data/raw.parquet")], [],
+     r"'data/raw.parquet' is written by both stage 'ingest' and stage 'split'"),
+]
+
+
+@pytest.mark.parametrize("edits, overrides, pattern", [c[1:] for c in BAD_CONFIGS],
+                         ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_refused_with_file_and_key(project: Path, edits, overrides, pattern) -> None:
+    for rel, old, new in edits:
+        edit(project, rel, old, new)
+    with pytest.raises(ConfigError, match=f"(?s){pattern}"):
+        compile_project(project, overrides)
+
+
+def test_default_config_compiles(project: Path) -> None:
+    compiled = compile_project(project, [])
+    assert set(compiled.files) == {"dvc.yaml", "params.yaml"}
+
+
+def test_range_that_does_not_apply_is_ignored(project: Path) -> None:
+    # ranges.model.C exists, but a random forest has no C: nothing to check.
+    compile_project(project, ["model=random_forest"])
+
+
+def test_null_value_is_not_checked_against_a_range(project: Path) -> None:
+    compile_project(project, ["model=random_forest", "model.max_depth=null"])
+
+
+def test_estimator_constraints_apply_without_ranges(tmp_path: Path) -> None:
+    source = ConfigSource(root=tmp_path, choices={"model": "logistic_regression"})
+    params = {"model": {"_target_": "sklearn.linear_model.LogisticRegression", "C": -1.0}}
+    with pytest.raises(ConfigError, match=r"(?s)conf/model/logistic_regression.yaml: model.C = -1.0 is "
+                                          r"not valid .* must be a float in the range \(0, inf\)"):
+        check_estimators(params, source)
+    params["model"]["C"] = 0.5
+    check_estimators(params, source)
+    # the description of LogisticRegression is now cached for the next compile
+    assert list((tmp_path / ".framework" / "cache").glob("constraints-*.json"))
+
+
+def test_ranges_choices(tmp_path: Path) -> None:
+    source = ConfigSource(root=tmp_path, overrides=("model.solver=lbgfs",))
+    with pytest.raises(ConfigError, match=r"(?s)command line override 'model.solver=lbgfs': model.solver"
+                                          r" = 'lbgfs' is not one of its allowed values.*did you "
+                                          r"mean 'lbfgs'"):
+        check_ranges({"model": {"solver": "lbgfs"}}, {"model.solver": {"choices": ["lbfgs", "saga"]}},
+                     source)
+
+
+def test_unknown_range_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"(?s)conf/config.yaml: ranges.model.C.mx: unknown key 'mx'"
+                                          r".*did you mean 'max'"):
+        check_ranges({"model": {"C": 1}}, {"model.C": {"mx": 3}}, ConfigSource(root=tmp_path))
+
+
+def test_folder_without_project(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"no conf/config.yaml in .*python -m framework init"):
+        compile_project(tmp_path, [])
+
+
+def test_bad_config_exits_2_and_leaves_generated_files_untouched(project: Path) -> None:
+    run_cli(project, "compile", check=True)
+    before = {p: (project / p).read_bytes() for p in ("dvc.yaml", "params.yaml")}
+    proc = run_cli(project, "compile", "model.C=-1")
+    assert proc.returncode == 2
+    assert "model.C = -1 is below its range minimum" in proc.stderr
+    edit(project, PIPELINE, "ins: {train: split.train}", "ins: {train: split.trian}")
+    proc = run_cli(project, "compile")
+    assert proc.returncode == 2
+    assert "pipeline.stages.train.ins.train" in proc.stderr
+    assert {p: (project / p).read_bytes() for p in before} == before
+
+
+def test_bad_override_of_the_main_command_exits_2(project: Path) -> None:
+    # the Hydra application refuses it before compiling or running anything
+    proc = run_cli(project, "model=random_forrest")
+    assert proc.returncode == 2
+    assert "did you mean 'random_forest'" in proc.stderr
+    proc = run_cli(project, "model.C=-1")
+    assert proc.returncode == 2
+    assert "model.C = -1 is below its range minimum 0.0001" in proc.stderr
+    assert not (project / "dvc.yaml").exists()
