@@ -1,0 +1,168 @@
+"""The content-addressed artifact store, and saving/loading models with skops (never pickle).
+
+An artifact lives at ``<registry>/artifacts/sha256/<first two hex>/<full hex>``. It is written to a
+temporary file in ``<registry>/artifacts/tmp/`` while being hashed, flushed to disk, made
+read-only and renamed into place, so a reader sees either the whole file or none. Writing the same
+content twice is harmless. Loading re-hashes the file and refuses one whose content changed.
+
+Models are loaded with ``skops.io.load`` and an explicit allowlist: skops' own defaults plus types
+whose module starts with ``sklearn.``, ``numpy.`` or ``scipy.`` and a few plain builtins
+(:data:`ALLOWED_TYPES`). Any other type is refused by name. skops (and so scikit-learn) is imported
+only when a model is saved, checked or loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from framework.errors import RegistryError
+from framework.registry.store import crash_point
+
+ALLOWED_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "scipy.")
+ALLOWED_TYPES: frozenset[str] = frozenset({
+    "builtins.bytes", "builtins.bytearray", "builtins.complex", "builtins.dict",
+    "builtins.frozenset", "builtins.list", "builtins.set", "builtins.slice", "builtins.tuple",
+    "builtins.NoneType", "builtins.int", "builtins.float", "builtins.str", "builtins.bool",
+    "collections.OrderedDict", "collections.defaultdict",
+})
+_CHUNK = 1 << 20
+_STALE_TMP_SECONDS = 3600
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+class ArtifactStore:
+    """Files named by their sha256 under ``root`` (``<registry>/artifacts``)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    @staticmethod
+    def relpath(sha: str) -> str:
+        """Where an artifact lives, relative to the registry root."""
+        return f"artifacts/sha256/{sha[:2]}/{sha}"
+
+    def path(self, sha: str) -> Path:
+        return self.root / "sha256" / sha[:2] / sha
+
+    def put_file(self, src: str | os.PathLike[str]) -> tuple[str, int]:
+        """Copy ``src`` into the store atomically; return ``(sha256, size)``."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale_tmp()
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    h.update(chunk)
+                    fout.write(chunk)
+                    size += len(chunk)
+                    crash_point("artifact-partial")
+                fout.flush()
+                os.fsync(fout.fileno())
+            sha = h.hexdigest()
+            final = self.path(sha)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(final.parent)
+        return sha, size
+
+    def _sweep_stale_tmp(self) -> None:
+        """Remove temporary files left by killed writers (older than an hour)."""
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        try:
+            entries = list(os.scandir(self.tmp))
+        except FileNotFoundError:  # pragma: no cover
+            return
+        for entry in entries:
+            try:
+                if entry.name.endswith(".part") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:  # another process removed or renamed it
+                pass
+
+
+def verify_file(path: str | os.PathLike[str], sha: str, *, what: str) -> Path:
+    """Return ``path`` after checking its content still hashes to ``sha``."""
+    path = Path(path)
+    if not path.exists():
+        raise RegistryError(f"{what}: its artifact {path} is missing from the registry store")
+    actual = sha256_file(path)
+    if actual != sha:
+        raise RegistryError(
+            f"{what}: artifact {path} was modified after registration; refusing to load it "
+            f"(expected sha256 {sha}, found {actual})")
+    return path
+
+
+def trusted_types(path: str | os.PathLike[str], *, what: str) -> list[str]:
+    """The types a skops file needs beyond skops' defaults, all checked against the allowlist."""
+    import skops.io as sio
+
+    try:
+        needed = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a corrupt or non-skops file
+        raise RegistryError(f"{what}: {path} is not a readable skops file: {exc}") from exc
+    refused = [t for t in needed if t not in ALLOWED_TYPES
+               and not t.startswith(ALLOWED_MODULE_PREFIXES)]
+    if refused:
+        raise RegistryError(
+            f"{what}: refusing {path}: it contains type(s) outside the allowlist: "
+            f"{', '.join(sorted(refused))} (allowed: modules "
+            f"{', '.join(p + '*' for p in ALLOWED_MODULE_PREFIXES)} and plain builtins)")
+    return list(needed)
+
+
+def load_model(path: str | os.PathLike[str], *, what: str) -> Any:
+    """Load a skops file whose types are all on the allowlist."""
+    import skops.io as sio
+
+    trusted = trusted_types(path, what=what)
+    try:
+        return sio.load(path, trusted=trusted)
+    except Exception as exc:
+        raise RegistryError(f"{what}: could not load {path}: {exc}") from exc
+
+
+def save_model(model: Any, path: str | os.PathLike[str]) -> None:
+    """Save a fitted estimator with skops (atomically: temporary file + rename)."""
+    import skops.io as sio
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        sio.dump(model, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

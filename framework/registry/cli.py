@@ -1,0 +1,326 @@
+"""``python -m framework registry ...``: list, show, compare, history, promote.
+
+Every command takes ``--json`` (machine-readable output on stdout) and ``--registry PATH``
+(default: ``$FRAMEWORK_REGISTRY``, else ``registry.path`` in ``params.yaml``, else
+``.framework/registry``). This is a CLI layer: it prints and returns exit codes; errors are raised
+as :mod:`framework.errors` exceptions and turned into messages by ``framework.cli.run_verb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from framework.errors import UsageError
+from framework.registry.core import (ModelRef, Registry, compare, flatten, open_registry,
+                                     parse_uri, registry_path)
+from framework.registry.store import CHAMPION, ModelVersion
+
+PROG = "python -m framework registry"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    common.add_argument("--registry", default=None, metavar="PATH",
+                        help="registry folder (default: registry.path in params.yaml)")
+    p = _Parser(prog=PROG, description="Inspect and manage registered models.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    sub.add_parser("list", parents=[common], help="models, versions, key metrics, aliases")
+    s = sub.add_parser("show", parents=[common], help="one version with all its lineage")
+    s.add_argument("ref", metavar="NAME[@ALIAS|/VERSION]",
+                   help="a model (its latest version), NAME@ALIAS or NAME/VERSION")
+    c = sub.add_parser("compare", parents=[common], help="two versions side by side")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("a", metavar="V1", help="a version number, 'latest' or an alias")
+    c.add_argument("b", metavar="V2", help="a version number, 'latest' or an alias")
+    h = sub.add_parser("history", parents=[common], help="every alias move of a model")
+    h.add_argument("name", metavar="NAME")
+    pr = sub.add_parser("promote", parents=[common], help="point an alias at a version")
+    pr.add_argument("name", metavar="NAME")
+    pr.add_argument("version", metavar="VERSION", type=_version)
+    pr.add_argument("--alias", required=True, help=f"the alias to move (e.g. {CHAMPION})")
+    pr.add_argument("--reason", default="", help="why (kept in the history)")
+    return p
+
+
+def _version(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number, found {text!r}")
+    return int(text)
+
+
+def _ref(name: str, v: str) -> ModelRef:
+    if v.isdigit() or v == "latest":
+        return parse_uri(f"{name}/{v}")
+    return parse_uri(f"{name}@{v}")
+
+
+# -- output helpers ------------------------------------------------------------------------------
+
+class _Out:
+    """Renders rich tables to plain text lines (no trailing padding) on stdout."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self._console = Console(highlight=False, soft_wrap=False, color_system=None,
+                                width=None if sys.stdout.isatty() else 240)
+
+    def print(self, thing: Any) -> None:
+        with self._console.capture() as cap:
+            self._console.print(thing)
+        text = "\n".join(line.rstrip() for line in cap.get().splitlines())
+        print(text.strip("\n") if isinstance(thing, str) else text.rstrip("\n") + "\n")
+
+
+def _console() -> _Out:
+    return _Out()
+
+
+def _table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+           right: Sequence[str] = (), header: bool = True) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    ascii_head = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+    t = Table(title=title, title_justify="left", box=ascii_head, pad_edge=False,
+              show_header=header)
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left", no_wrap=True)
+    for row in rows:
+        t.add_row(*("" if x is None else str(x) for x in row))
+    return t
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.4f}" if abs(x) < 1e5 else f"{x:.4g}"
+    return "-" if x is None else str(x)
+
+
+def _delta(x: Any) -> str:
+    return "" if x is None else (f"{x:+.4f}" if isinstance(x, float) else f"{x:+}")
+
+
+def _time(iso: str) -> str:
+    return iso[:19].replace("T", " ")
+
+
+def _key_metrics(versions: Sequence[ModelVersion]) -> list[str]:
+    keys: dict[str, None] = {}
+    for mv in versions:
+        if mv.primary_metric:
+            keys[mv.primary_metric] = None
+    for mv in versions:
+        for g in mv.gates:
+            keys[g["metric"]] = None
+    if not keys:
+        for mv in versions:
+            keys.update(dict.fromkeys(mv.metrics))
+    return list(keys)[:6]
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    root = registry_path(args.registry)
+    if not (Path(root) / "registry.db").exists():
+        if args.json:
+            _print_json({"registry": str(root), "models": []})
+        else:
+            print(f"no models registered yet (registry: {root})")
+        return 0
+    with open_registry(root, create=False) as reg:
+        models = [(name, reg.versions(name), reg.aliases(name)) for name in reg.model_names()]
+    if args.json:
+        _print_json({"registry": str(root), "models": [
+            {"name": name, "aliases": aliases,
+             "versions": [{"version": mv.version, "aliases": list(mv.aliases),
+                           "status": mv.status, "metrics": mv.metrics,
+                           "created_at": mv.created_at, "sha256": mv.sha256,
+                           "sweep_id": mv.sweep_id, "tags": mv.tags} for mv in versions]}
+            for name, versions, aliases in models]})
+        return 0
+    if not models:
+        print(f"no models registered yet (registry: {root})")
+        return 0
+    console = _console()
+    for name, versions, aliases in models:
+        metrics = _key_metrics(versions)
+        champ = aliases.get(CHAMPION)
+        title = f"{name}  ({len(versions)} versions, champion: " + \
+            (f"v{champ})" if champ else "none)")
+        rows = [[mv.version, ",".join(mv.aliases), mv.status,
+                 *(_fmt(mv.metrics.get(m)) for m in metrics), _time(mv.created_at),
+                 mv.sha256[:12]] for mv in versions]
+        console.print(_table(title, ["version", "aliases", "status", *metrics, "created (UTC)",
+                                     "sha256"], rows, right=["version", *metrics]))
+    return 0
+
+
+def _show_text(reg: Registry, mv: ModelVersion) -> None:
+    console = _console()
+    lin = mv.lineage
+    git = lin.get("git") or {}
+    pk = lin.get("packages") or {}
+    head = [
+        ("model", f"{mv.name} v{mv.version}   {mv.uri}"),
+        ("aliases", ", ".join(mv.aliases) or "-"),
+        ("status", mv.status),
+        ("reasons", "; ".join(mv.reasons) or "-"),
+        ("created", mv.created_at),
+        ("artifact", f"{mv.artifact_path}  ({mv.size} bytes)"),
+        ("sha256", mv.sha256),
+        ("primary", f"{mv.primary_metric} ({mv.direction})" if mv.primary_metric else "-"),
+        ("target", mv.target or "-"),
+        ("git", f"{git.get('commit') or '-'}" + (" (dirty)" if git.get("dirty") else "")),
+        ("sweep", mv.sweep_id or "-"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in mv.tags.items()) or "-"),
+        ("by", lin.get("registered_by") or "-"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v) or "-"),
+    ]
+    console.print(_table(None, ["", ""], head, header=False))
+    console.print(_table("metrics", ["metric", "value"],
+                         [[k, _fmt(v)] for k, v in mv.metrics.items()], right=["value"]))
+    if mv.gates:
+        console.print(_table("gates", ["", "metric", "rule", "value", "threshold", "message"],
+                             [["PASS" if g["passed"] else "FAIL", g["metric"], g["rule"],
+                               _fmt(g["value"]), _fmt(g["threshold"]), g["message"]]
+                              for g in mv.gates], right=["value", "threshold"]))
+    if mv.params:
+        console.print(_table("params", ["key", "value"],
+                             [[k, json.dumps(v, default=str)]
+                              for k, v in flatten(mv.params).items()]))
+    schema = mv.input_schema or {}
+    cols = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    if cols:
+        console.print(_table("input schema", ["column", "type", "role"],
+                             [[c, (s or {}).get("type", "") if isinstance(s, dict) else "",
+                               "target" if c == mv.target else "feature"]
+                              for c, s in cols.items()]))
+    lock = lin.get("dvc_lock") or {}
+    rows = [[stage, kind, path, md5] for stage, entry in (lock.get("stages") or {}).items()
+            for kind in ("deps", "outs") for path, md5 in (entry.get(kind) or {}).items()]
+    if rows:
+        console.print(_table("inputs (dvc.lock)", ["stage", "kind", "path", "md5"], rows))
+    elif "dvc_lock" in lin:
+        console.print("inputs (dvc.lock): none recorded")
+    if git.get("dirty_paths"):
+        console.print("dirty paths: " + ", ".join(git["dirty_paths"]))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    ref = args.ref
+    if "@" not in ref and "/" not in ref.removeprefix("models:/"):
+        ref = f"{ref}/latest"
+    parsed = parse_uri(ref)  # a usage error before looking for the registry
+    with open_registry(args.registry, create=False) as reg:
+        mv = reg.resolve(parsed)
+        if args.json:
+            _print_json(mv.to_dict())
+        else:
+            _show_text(reg, mv)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    ra, rb = _ref(args.name, args.a), _ref(args.name, args.b)
+    with open_registry(args.registry, create=False) as reg:
+        a, b = reg.resolve(ra), reg.resolve(rb)
+    diff = compare(a, b)
+    if args.json:
+        _print_json(diff)
+        return 0
+    console = _console()
+    va, vb = f"v{a.version}", f"v{b.version}"
+    console.print(f"{a.name}: {va} ({a.status}{', ' + ','.join(a.aliases) if a.aliases else ''})"
+                  f" vs {vb} ({b.status}{', ' + ','.join(b.aliases) if b.aliases else ''})")
+    if diff["params"]:
+        console.print(_table("params that differ", ["key", va, vb],
+                             [[d["key"], json.dumps(d["a"], default=str),
+                               json.dumps(d["b"], default=str)] for d in diff["params"]]))
+    else:
+        console.print("params: identical")
+    console.print(_table("metrics", ["metric", va, vb, "delta"],
+                         [[m["metric"], _fmt(m["a"]), _fmt(m["b"]), _delta(m["delta"])]
+                          for m in diff["metrics"]], right=[va, vb, "delta"]))
+
+    def cell(v: dict[str, Any] | None) -> str:
+        if v is None:
+            return "-"
+        return f"{'PASS' if v['passed'] else 'FAIL'} {_fmt(v['value'])}"
+
+    if diff["gates"]:
+        console.print(_table("gates", ["metric", "rule", va, vb],
+                             [[g["metric"], g["rule"], cell(g["a"]), cell(g["b"])]
+                              for g in diff["gates"]]))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with open_registry(args.registry, create=False) as reg:
+        moves = reg.history(args.name)
+    if args.json:
+        _print_json([m.to_dict() for m in moves])
+        return 0
+    if not moves:
+        print(f"{args.name}: no alias moves yet")
+        return 0
+
+    def v(x: int | None) -> str:
+        return "-" if x is None else f"v{x}"
+
+    _console().print(_table(f"{args.name}: alias history", ["time (UTC)", "alias", "from", "to",
+                                                              "actor", "reason"],
+                            [[_time(m.time), m.alias, v(m.from_version), v(m.to_version),
+                              m.actor, m.reason] for m in moves]))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    with open_registry(args.registry, create=False) as reg:
+        mv = reg.get(args.name, args.version)
+        move = reg.set_alias(args.name, args.version, args.alias, reason=args.reason)
+    if args.json:
+        _print_json({"moved": move is not None, "move": move.to_dict() if move else None,
+                     "status": mv.status})
+        return 0
+    if move is None:
+        print(f"{args.name}@{args.alias} is already v{args.version}; nothing moved")
+        return 0
+    frm = "nothing" if move.from_version is None else f"v{move.from_version}"
+    print(f"{args.name}@{args.alias}: {frm} -> v{move.to_version} (by {move.actor})")
+    if mv.status == "rejected":
+        print(f"note: v{mv.version} failed its gates when registered: {'; '.join(mv.reasons)}",
+              file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "compare": cmd_compare,
+            "history": cmd_history, "promote": cmd_promote}
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. piped into head
+        return 0

@@ -1,0 +1,455 @@
+"""The registry: register versions, judge them with gates, move aliases, resolve and load models.
+
+A :class:`Registry` is a :class:`~framework.registry.store.Store` (rows) plus an
+:class:`~framework.registry.artifacts.ArtifactStore` (files). Registration writes the artifact
+first, then one transaction inserts the version row and, when the version wins, moves the
+``champion`` alias. The decision is taken against the champion read before the transaction; the
+transaction re-checks that the champion is still the same (compare-and-set) and, if it moved in
+between, the registration is judged again against the new champion.
+"""
+
+from __future__ import annotations
+
+import getpass
+import math
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from framework.errors import RegistryError, UsageError, did_you_mean
+from framework.registry import artifacts
+from framework.registry.gates import Gate, Verdict, evaluate, is_better
+from framework.registry.store import (CHAMPION, AliasConflict, AliasMove, ModelVersion, Store,
+                                      crash_point)
+
+DEFAULT_PATH = ".framework/registry"
+ENV_REGISTRY = "FRAMEWORK_REGISTRY"
+ENV_SWEEP_ID = "FRAMEWORK_SWEEP_ID"
+STEP_ACTOR = "register-step"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+_URI_RE = re.compile(r"^(?:models:/)?(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
+_CAS_ATTEMPTS = 200
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def user_actor() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "user:unknown"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise UsageError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.'; "
+                         "start with a letter or digit")
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not _ALIAS_RE.match(alias) or alias == "latest":
+        raise UsageError(f"invalid alias {alias!r}: use letters, digits, '_', '-', start with a "
+                         "letter ('latest' is reserved)")
+    return alias
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model URI: a name plus exactly one of an alias or a version (or ``latest``)."""
+
+    name: str
+    alias: str | None = None
+    version: int | None = None
+    latest: bool = False
+
+    def __str__(self) -> str:
+        if self.alias:
+            return f"{self.name}@{self.alias}"
+        return f"{self.name}/{'latest' if self.latest else self.version}"
+
+
+def parse_uri(uri: str) -> ModelRef:
+    """Parse ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME/latest``, each optionally ``models:/``-prefixed."""
+    m = _URI_RE.match(str(uri).strip())
+    if not m:
+        raise UsageError(f"cannot read model reference {uri!r}; expected NAME@ALIAS or "
+                         "NAME/VERSION, e.g. breast_cancer@champion, models:/breast_cancer/3")
+    name, alias, version = m["name"], m["alias"], m["version"]
+    check_name(name)
+    if alias is not None:
+        return ModelRef(name, alias=alias)
+    if version == "latest":
+        return ModelRef(name, latest=True)
+    if not version.isdigit() or int(version) < 1:
+        raise UsageError(f"cannot read model reference {uri!r}: version {version!r} is not a "
+                         "positive integer (use NAME@ALIAS for an alias)")
+    return ModelRef(name, version=int(version))
+
+
+def registry_path(registry: str | os.PathLike[str] | None = None, *,
+                  project_dir: str | os.PathLike[str] = ".") -> Path:
+    """Where the registry lives: ``registry`` if given, else ``$FRAMEWORK_REGISTRY``, else
+    ``registry.path`` of ``params.yaml`` in ``project_dir`` (relative to it), else
+    ``.framework/registry``."""
+    if registry:
+        return Path(registry)
+    env = os.environ.get(ENV_REGISTRY)
+    if env:
+        return Path(env)
+    project_dir = Path(project_dir)
+    params = project_dir / "params.yaml"
+    if params.exists():
+        from framework.registry.lineage import read_yaml
+
+        try:
+            data = read_yaml(params)
+        except Exception:  # an unreadable params.yaml is the compiler's to report
+            data = None
+        path = data.get("registry", {}).get("path") if isinstance(data, dict) and isinstance(
+            data.get("registry"), dict) else None
+        if path:
+            return project_dir / str(path)
+    return project_dir / DEFAULT_PATH
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :meth:`Registry.register` did: the new version and the promotion decision."""
+
+    version: ModelVersion
+    promoted: bool
+    alias: str
+    previous_champion: int | None
+    champion: int | None
+    reasons: list[str]
+    verdicts: list[Verdict]
+    attempts: int = 1
+
+    @property
+    def status(self) -> str:
+        return self.version.status
+
+    def receipt(self, *, registry: str | None = None) -> dict[str, Any]:
+        """The register step's receipt (keys documented in :mod:`framework.registry.step`)."""
+        mv = self.version
+        primary = None
+        if mv.primary_metric:
+            primary = {"name": mv.primary_metric, "direction": mv.direction,
+                       "value": mv.metrics.get(mv.primary_metric)}
+        return {
+            "receipt_version": 1,
+            "model": mv.name,
+            "version": mv.version,
+            "uri": mv.uri,
+            "promoted": self.promoted,
+            "alias": self.alias if self.promoted else None,
+            "status": mv.status,
+            "champion": self.champion,
+            "previous_champion": self.previous_champion,
+            "reasons": list(self.reasons),
+            "gates": [v.to_dict() for v in self.verdicts],
+            "primary_metric": primary,
+            "sha256": mv.sha256,
+            "registry": registry,
+            "created_at": mv.created_at,
+        }
+
+
+def decide(verdicts: Sequence[Verdict], metrics: Mapping[str, Any],
+           champion: ModelVersion | None, primary_metric: str | None,
+           direction: str) -> tuple[bool, str, list[str]]:
+    """Promotion rule: every gate passes AND strictly better than the champion on the primary
+    metric (direction-aware). Returns ``(promote, status, reasons)``."""
+    failed = [v for v in verdicts if not v.passed]
+    if failed:
+        return False, "rejected", [f"gate failed: {v.message}" for v in failed]
+    passed = f"all {len(verdicts)} gates passed" if verdicts else "no gates configured"
+    if champion is None:
+        return True, "promoted", [passed, "no champion yet"]
+    if not primary_metric:
+        return True, "promoted", [passed, "no primary metric: the latest version that passes "
+                                  "its gates becomes champion"]
+    value = metrics.get(primary_metric)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        return False, "challenger", [passed, f"the metrics have no number for the primary metric "
+                                     f"{primary_metric!r}"]
+    champ = champion.metrics.get(primary_metric)
+    if not isinstance(champ, (int, float)) or isinstance(champ, bool) or math.isnan(champ):
+        return True, "promoted", [passed, f"champion v{champion.version} has no "
+                                  f"{primary_metric} to beat"]
+    if is_better(float(value), float(champ), direction):
+        return True, "promoted", [passed, f"{primary_metric} {value:.6g} beats champion "
+                                  f"v{champion.version} ({champ:.6g}, {direction})"]
+    return False, "challenger", [passed, f"{primary_metric} {value:.6g} does not beat champion "
+                                 f"v{champion.version} ({champ:.6g}, {direction}; strictly "
+                                 "better needed)"]
+
+
+class Registry:
+    """Versions, aliases and artifacts of the models in one registry folder."""
+
+    def __init__(self, root: str | os.PathLike[str], store: Store) -> None:
+        self.root = Path(root)
+        self.store = store
+        self.artifacts = artifacts.ArtifactStore(self.root / "artifacts")
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _absolute(self, mv: ModelVersion) -> ModelVersion:
+        return replace(mv, artifact_path=str(self.root / mv.artifact_path))
+
+    def model_names(self) -> list[str]:
+        return self.store.model_names()
+
+    def _require_model(self, name: str) -> None:
+        if self.store.latest_version(name) is None:
+            names = self.store.model_names()
+            hint = did_you_mean(name, names)
+            known = ", ".join(names) if names else "none registered yet"
+            raise RegistryError(f"no model {name!r} in registry {self.root}"
+                                + (f"; {hint}" if hint else "") + f" (models: {known})")
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        self._require_model(name)
+        return [self._absolute(v) for v in self.store.versions(name)]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        self._require_model(name)
+        return self.store.aliases(name)
+
+    def history(self, name: str) -> list[AliasMove]:
+        self._require_model(name)
+        return self.store.history(name)
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        mv = self.store.get_version(name, version)
+        if mv is None:
+            self._require_model(name)
+            latest = self.store.latest_version(name)
+            raise RegistryError(f"{name} has no version {version}; its versions are 1..{latest}")
+        return self._absolute(mv)
+
+    def resolve(self, uri: str | ModelRef) -> ModelVersion:
+        """The version a URI names: ``NAME@ALIAS``, ``NAME/3``, ``models:/NAME@ALIAS`` ..."""
+        ref = uri if isinstance(uri, ModelRef) else parse_uri(uri)
+        if ref.alias is not None:
+            version = self.store.alias_version(ref.name, ref.alias)
+            if version is None:
+                self._require_model(ref.name)
+                aliases = self.store.aliases(ref.name)
+                hint = did_you_mean(ref.alias, aliases)
+                known = ", ".join(sorted(aliases)) if aliases else "none yet"
+                raise RegistryError(f"{ref.name} has no alias {ref.alias!r}"
+                                    + (f"; {hint}" if hint else "") + f" (aliases: {known})")
+            return self.get(ref.name, version)
+        if ref.latest:
+            self._require_model(ref.name)
+            return self.get(ref.name, self.store.latest_version(ref.name) or 0)
+        assert ref.version is not None
+        return self.get(ref.name, ref.version)
+
+    def artifact(self, mv: ModelVersion) -> Path:
+        """The version's artifact file, after checking its sha256."""
+        return artifacts.verify_file(mv.artifact_path, mv.sha256,
+                                     what=f"{mv.name} version {mv.version}")
+
+    def load(self, uri: str | ModelRef | ModelVersion) -> Any:
+        """The fitted estimator a URI names (hash-checked, skops with the type allowlist)."""
+        mv = uri if isinstance(uri, ModelVersion) else self.resolve(uri)
+        return artifacts.load_model(self.artifact(mv), what=f"{mv.name} version {mv.version}")
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _champion(self, name: str, alias: str) -> ModelVersion | None:
+        version = self.store.alias_version(name, alias)
+        return None if version is None else self.store.get_version(name, version)
+
+    def register(self, name: str, model: str | os.PathLike[str] | Any, *,
+                 metrics: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                 input_schema: Mapping[str, Any] | None = None, target: str | None = None,
+                 gates: Sequence[Gate] = (), primary_metric: str | None = None,
+                 direction: str = "maximize", lineage: Mapping[str, Any] | None = None,
+                 tags: Mapping[str, str] | None = None, sweep_id: str | None = None,
+                 alias: str = CHAMPION, actor: str = STEP_ACTOR,
+                 check_types: bool = True) -> Registration:
+        """Record a new version of ``name`` and promote it to ``alias`` if it earns it.
+
+        ``model`` is a skops file or a fitted estimator (saved with skops). Every call records a
+        version, whatever the gates say. The version becomes ``alias`` (champion) only when every
+        gate passes and it is strictly better than the current champion on ``primary_metric``.
+        """
+        check_name(name)
+        check_alias(alias)
+        if direction not in ("maximize", "minimize"):
+            raise UsageError(f"direction must be 'maximize' or 'minimize', found {direction!r}")
+        what = f"{name} (new version)"
+        if isinstance(model, (str, os.PathLike)):
+            if not Path(model).is_file():
+                raise UsageError(f"model file {model} does not exist")
+            if check_types:
+                artifacts.trusted_types(model, what=what)
+            sha, size = self.artifacts.put_file(model)
+        else:
+            self.artifacts.tmp.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".skops", dir=self.artifacts.tmp)
+            os.close(fd)
+            try:
+                artifacts.save_model(model, tmp)
+                if check_types:
+                    artifacts.trusted_types(tmp, what=what)
+                sha, size = self.artifacts.put_file(tmp)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        crash_point("after-artifact")
+
+        full_lineage = dict(lineage or {})
+        full_lineage["tags"] = dict(tags or {})
+        full_lineage["sweep_id"] = sweep_id
+        full_lineage["registered_by"] = actor
+        metrics = dict(metrics)
+        for attempt in range(1, _CAS_ATTEMPTS + 1):
+            champion = self._champion(name, alias)
+            expected = champion.version if champion else None
+            verdicts = evaluate(list(gates), metrics,
+                                champion_metrics=champion.metrics if champion else None,
+                                champion_version=expected, primary_metric=primary_metric,
+                                primary_direction=direction)
+            promote, status, reasons = decide(verdicts, metrics, champion, primary_metric,
+                                              direction)
+            row = ModelVersion(
+                name=name, version=0, aliases=(), artifact_path=artifacts.ArtifactStore.relpath(sha),
+                sha256=sha, metrics=metrics, params=dict(params or {}),
+                input_schema=None if input_schema is None else dict(input_schema), target=target,
+                lineage=full_lineage, created_at=utc_now(), status=status,
+                gates=[v.to_dict() for v in verdicts], reasons=reasons,
+                primary_metric=primary_metric, direction=direction, size=size)
+            try:
+                saved, _move = self.store.add_version(row, alias=alias, expected=expected,
+                                                      move=promote, actor=actor,
+                                                      reason="; ".join(reasons))
+            except AliasConflict:
+                # the champion moved between our read and our write: judge again
+                time.sleep(random.random() * 0.002 * min(attempt, 10))
+                continue
+            return Registration(self._absolute(saved), promote, alias, expected,
+                                saved.version if promote else expected, reasons, verdicts,
+                                attempts=attempt)
+        raise RegistryError(f"{name}: {alias} kept moving; gave up after {_CAS_ATTEMPTS} attempts")
+
+    def set_alias(self, name: str, version: int, alias: str, *, reason: str = "",
+                  actor: str | None = None) -> AliasMove | None:
+        """Point ``alias`` at ``version`` (a manual promotion); None when it already does."""
+        check_alias(alias)
+        self.get(name, version)  # clear error for an unknown model or version
+        actor = actor or user_actor()
+        for _ in range(_CAS_ATTEMPTS):
+            current = self.store.alias_version(name, alias)
+            if current == version:
+                return None
+            try:
+                return self.store.move_alias(name, alias, version, expected=current, actor=actor,
+                                             reason=reason or "manual promotion")
+            except AliasConflict:
+                continue
+        raise RegistryError(f"{name}@{alias} kept moving; gave up")  # pragma: no cover
+
+    def check(self) -> list[str]:
+        """Inconsistencies between rows and artifacts (empty when all is well)."""
+        problems = self.store.check()
+        for name in self.store.model_names():
+            for mv in self.store.versions(name):
+                path = self.root / mv.artifact_path
+                if not path.exists():
+                    problems.append(f"{name} v{mv.version}: artifact {path} missing")
+                elif artifacts.sha256_file(path) != mv.sha256:
+                    problems.append(f"{name} v{mv.version}: artifact {path} hash mismatch")
+        return problems
+
+
+def open_registry(path: str | os.PathLike[str] | None = None, *, create: bool = True,
+                  project_dir: str | os.PathLike[str] = ".") -> Registry:
+    """Open (and, with ``create``, create) the registry at ``path`` (see :func:`registry_path`)."""
+    from framework.registry.sqlite import SQLiteStore
+
+    root = registry_path(path, project_dir=project_dir)
+    return Registry(root, SQLiteStore(root, create=create))
+
+
+def resolve(uri: str, *, registry: str | os.PathLike[str] | None = None) -> ModelVersion:
+    """The :class:`ModelVersion` a URI names, e.g. ``resolve("models:/breast_cancer@champion")``."""
+    with open_registry(registry, create=False) as reg:
+        return reg.resolve(uri)
+
+
+def load(uri: str, *, registry: str | os.PathLike[str] | None = None) -> Any:
+    """The fitted estimator a URI names, e.g. ``load("breast_cancer@champion")``."""
+    with open_registry(registry, create=False) as reg:
+        return reg.load(uri)
+
+
+def compare(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:
+    """Params diff, metrics delta and gate verdicts of two versions, side by side."""
+    fa, fb = flatten(a.params), flatten(b.params)
+    params = [{"key": k, "a": fa.get(k), "b": fb.get(k)}
+              for k in sorted(set(fa) | set(fb)) if fa.get(k, _MISSING) != fb.get(k, _MISSING)]
+    metrics = []
+    for k in sorted(set(a.metrics) | set(b.metrics)):
+        va, vb = a.metrics.get(k), b.metrics.get(k)
+        delta = vb - va if _num(va) and _num(vb) else None
+        metrics.append({"metric": k, "a": va, "b": vb, "delta": delta})
+    ga = {(g["metric"], g["rule"]): g for g in a.gates}
+    gb = {(g["metric"], g["rule"]): g for g in b.gates}
+    gates = []
+    for key in list(dict.fromkeys([*ga, *gb])):
+        gates.append({"metric": key[0], "rule": key[1],
+                      "a": _verdict_brief(ga.get(key)), "b": _verdict_brief(gb.get(key))})
+    return {"model": a.name, "a": a.version, "b": b.version,
+            "aliases": {"a": list(a.aliases), "b": list(b.aliases)},
+            "status": {"a": a.status, "b": b.status},
+            "params": params, "metrics": metrics, "gates": gates}
+
+
+_MISSING = object()
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _verdict_brief(v: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {"value": v.get("value"), "threshold": v.get("threshold"), "passed": v.get("passed"),
+            "message": v.get("message")}
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,205 @@
+"""The ``register`` stage: ``python -m framework register --model ... --receipt ...``.
+
+The compiler appends this stage to every pipeline that produces a model; it runs inside
+``dvc repro`` from the project root and reads ``registry`` and ``gates`` from ``params.yaml``::
+
+    python -m framework register --model models/model.skops --metrics metrics/evaluate.json \\
+        --input-schema schemas/features.json --receipt metrics/register.json [--tag k=v ...]
+
+Every run records a new version (with its lineage), evaluates the gates, and promotes the version
+to ``champion`` when every gate passes and it beats the champion on ``registry.primary_metric``.
+A model that fails its gates is still recorded (status ``rejected``) and the step still succeeds:
+the decision is in the receipt. ``$FRAMEWORK_SWEEP_ID`` is recorded when set.
+
+The receipt (JSON, written atomically) has these stable keys:
+
+``receipt_version``    1
+``model``              model name (``registry.model_name``)
+``version``            the new version number (int)
+``uri``                ``models:/<model>/<version>``
+``promoted``           bool: the version became champion
+``alias``              ``"champion"`` when promoted, else null
+``status``             ``promoted`` | ``challenger`` (gates passed, champion not beaten) | ``rejected``
+``champion``           the champion's version after this run (int or null)
+``previous_champion``  the champion's version before this run (int or null)
+``reasons``            list of human-readable reasons for the decision
+``gates``              list of verdicts: ``{metric, rule, value, threshold, passed, message,
+                       champion_value, champion_version}``
+``primary_metric``     ``{name, direction, value}`` or null
+``sha256``             sha256 of the registered artifact
+``registry``           the registry folder used
+``created_at``         UTC ISO time of the registration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from framework.errors import ConfigError, SchemaError, SchemaViolation, UsageError, did_you_mean
+from framework.registry.core import (ENV_SWEEP_ID, Registration, check_name, open_registry,
+                                     registry_path)
+from framework.registry.gates import parse_gates
+
+_REGISTRY_KEYS = ("path", "model_name", "primary_metric", "direction", "target")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m framework register",
+                description="Gate, record and maybe promote a trained model (the register stage).")
+    p.add_argument("--model", required=True, help="the model file (skops)")
+    p.add_argument("--metrics", required=True, help="metrics JSON: a flat object of numbers")
+    p.add_argument("--input-schema", required=True, help="JSON Schema of the model's input rows")
+    p.add_argument("--receipt", required=True, help="where to write the receipt JSON")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tag to record (repeatable)")
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--registry", default=None, help="registry folder (default: registry.path)")
+    return p
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        err = SchemaError if what == "input schema" else SchemaViolation
+        raise err(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_metrics(path: str) -> dict[str, float]:
+    data = _read_json(path, "metrics file")
+    if not isinstance(data, dict):
+        raise SchemaViolation(f"{path}: expected a flat JSON object of numbers, found "
+                              f"{type(data).__name__}")
+    for k, v in data.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise SchemaViolation(f"{path}: metric {k!r} must be a number, found "
+                                  f"{type(v).__name__} {v!r}")
+    return data
+
+
+def read_registry_config(params: dict[str, Any], file: str) -> dict[str, Any]:
+    cfg = params.get("registry")
+    if not isinstance(cfg, dict):
+        raise ConfigError("expected a 'registry' mapping with at least model_name",
+                          file=file, key="registry")
+    for k in cfg:
+        if k not in _REGISTRY_KEYS:
+            raise ConfigError(f"unknown key {k!r}; known: {', '.join(_REGISTRY_KEYS)}", file=file,
+                              key=f"registry.{k}", hint=did_you_mean(k, _REGISTRY_KEYS))
+    name = cfg.get("model_name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"expected a model name, found {name!r}", file=file,
+                          key="registry.model_name")
+    try:
+        check_name(name)
+    except UsageError as exc:
+        raise ConfigError(str(exc), file=file, key="registry.model_name") from None
+    direction = cfg.get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"expected 'maximize' or 'minimize', found {direction!r}", file=file,
+                          key="registry.direction",
+                          hint=did_you_mean(str(direction), ("maximize", "minimize")))
+    for key in ("primary_metric", "target"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise ConfigError(f"expected a string, found {cfg[key]!r}", file=file,
+                              key=f"registry.{key}")
+    return {**cfg, "direction": direction}
+
+
+def parse_tags(raw: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--tag {item!r}: expected KEY=VALUE")
+        tags[key.strip()] = value
+    return tags
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def summary(reg: Registration) -> str:
+    """A few lines for humans: what was registered and what was decided."""
+    mv = reg.version
+    head = (f"registered {mv.name} v{mv.version} (sha256 {mv.sha256[:12]}): "
+            + (f"promoted to {reg.alias}" if reg.promoted else mv.status))
+    lines = [head]
+    for v in reg.verdicts:
+        lines.append(f"  {'PASS' if v.passed else 'FAIL'}  {v.message}")
+    lines += [f"  - {r}" for r in reg.reasons if not r.startswith("gate failed: ")]
+    if not reg.promoted and reg.champion is not None:
+        lines.append(f"  champion stays v{reg.champion}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    params_file = args.params
+    try:
+        from framework.registry.lineage import read_yaml
+
+        params = read_yaml(params_file)
+    except FileNotFoundError:
+        raise ConfigError("params file not found; run from the project root", file=params_file)\
+            from None
+    except Exception as exc:
+        raise ConfigError(f"cannot parse: {exc}", file=params_file) from None
+    if not isinstance(params, dict):
+        raise ConfigError("expected a mapping at the top level", file=params_file)
+    cfg = read_registry_config(params, params_file)
+    gates = parse_gates(params.get("gates"), known_metrics=None, file=params_file, key="gates")
+    metrics = read_metrics(args.metrics)
+    schema = _read_json(args.input_schema, "input schema")
+    if not isinstance(schema, dict):
+        raise SchemaError(f"{args.input_schema}: expected a JSON Schema object, found "
+                          f"{type(schema).__name__}")
+    target = cfg.get("target")
+    columns = schema.get("properties")
+    if target and isinstance(columns, dict) and target not in columns:
+        raise ConfigError(f"target column {target!r} is not in {args.input_schema}",
+                          file=params_file, key="registry.target",
+                          hint=did_you_mean(target, columns))
+    if not Path(args.model).is_file():
+        raise UsageError(f"model file {args.model} does not exist")
+    tags = parse_tags(args.tag)
+
+    from framework.registry import lineage
+    from framework.registry.artifacts import sha256_file
+
+    inputs = {"model": sha256_file(args.model), "metrics": sha256_file(args.metrics),
+              "input_schema": sha256_file(args.input_schema)}
+    root = registry_path(args.registry)
+    with open_registry(root) as reg:
+        result = reg.register(
+            cfg["model_name"], args.model, metrics=metrics, params=params, input_schema=schema,
+            target=target, gates=gates, primary_metric=cfg.get("primary_metric"),
+            direction=cfg["direction"], lineage=lineage.collect(project_dir=".", inputs=inputs),
+            tags=tags, sweep_id=os.environ.get(ENV_SWEEP_ID) or None)
+    write_json_atomic(args.receipt, result.receipt(registry=str(root)))
+    print(summary(result))
+    return 0
+

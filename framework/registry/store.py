@@ -1,0 +1,173 @@
+"""What a registry stores, and the small interface a storage backend implements.
+
+The embedded backend is :class:`framework.registry.sqlite.SQLiteStore`; a server database can follow
+by implementing :class:`Store`. A store holds rows only: artifacts live in the content-addressed
+:class:`framework.registry.artifacts.ArtifactStore`, written (atomically) before the row that names
+them, so a version never exists without its artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from framework.errors import RegistryError
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, with everything needed to serve and to trace it.
+
+    ``artifact_path`` is the absolute path of the artifact inside the registry's store (a store
+    backend returns it relative to the registry root; :class:`~framework.registry.core.Registry`
+    makes it absolute). ``status`` is the decision taken when the version was registered:
+    ``promoted`` (it became champion), ``challenger`` (gates passed, did not beat the champion) or
+    ``rejected`` (a gate failed). Which version holds an alias *now* is in ``aliases``.
+    """
+
+    name: str
+    version: int
+    aliases: tuple[str, ...]
+    artifact_path: str
+    sha256: str
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    input_schema: dict[str, Any] | None
+    target: str | None
+    lineage: dict[str, Any]
+    created_at: str
+    status: str
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    primary_metric: str | None = None
+    direction: str | None = None
+    size: int = 0
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.lineage.get("tags") or {})
+
+    @property
+    def sweep_id(self) -> str | None:
+        return self.lineage.get("sweep_id")
+
+    def serving_schema(self) -> dict[str, Any] | None:
+        """The input schema without the target column: what a request row must look like."""
+        schema = self.input_schema
+        if not schema or not self.target:
+            return schema
+        out = dict(schema)
+        if isinstance(schema.get("properties"), dict):
+            out["properties"] = {k: v for k, v in schema["properties"].items() if k != self.target}
+        if isinstance(schema.get("required"), list):
+            out["required"] = [c for c in schema["required"] if c != self.target]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["aliases"] = list(self.aliases)
+        d["uri"] = self.uri
+        return d
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One entry of the append-only alias history."""
+
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    time: str
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AliasConflict(RegistryError):
+    """A compare-and-set on an alias found another version than the one expected."""
+
+    def __init__(self, name: str, alias: str, expected: int | None, current: int | None) -> None:
+        self.expected = expected
+        self.current = current
+        super().__init__(f"{name}@{alias} moved from {expected} to {current} meanwhile")
+
+
+class Store(ABC):
+    """Rows of a registry: versions, aliases and the alias history.
+
+    Every write is one transaction. Alias moves are compare-and-set: the caller says which version
+    it expects the alias to hold (None: unset) and the store raises :class:`AliasConflict` when it
+    holds another, changing nothing.
+    """
+
+    @abstractmethod
+    def add_version(self, version: ModelVersion, *, alias: str, expected: int | None,
+                    move: bool, actor: str, reason: str) -> tuple[ModelVersion, AliasMove | None]:
+        """Insert ``version`` under the next free number for its name, in one transaction.
+
+        The transaction first checks that ``alias`` holds ``expected`` (raising
+        :class:`AliasConflict` otherwise, so a decision made against a stale champion is never
+        recorded); with ``move`` it then points ``alias`` at the new version and appends the move
+        to the history. ``version.version`` and ``version.aliases`` are ignored.
+        """
+
+    @abstractmethod
+    def move_alias(self, name: str, alias: str, to_version: int, *, expected: int | None,
+                   actor: str, reason: str) -> AliasMove:
+        """Compare-and-set ``alias`` from ``expected`` to ``to_version`` and record the move."""
+
+    @abstractmethod
+    def get_version(self, name: str, version: int) -> ModelVersion | None: ...
+
+    @abstractmethod
+    def latest_version(self, name: str) -> int | None: ...
+
+    @abstractmethod
+    def alias_version(self, name: str, alias: str) -> int | None: ...
+
+    @abstractmethod
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+    @abstractmethod
+    def versions(self, name: str) -> list[ModelVersion]: ...
+
+    @abstractmethod
+    def model_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def history(self, name: str) -> list[AliasMove]: ...
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """Return a list of inconsistencies found (empty when all is well)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+CRASH_ENV = "FRAMEWORK_REGISTRY_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Test seam: die at once (SIGKILL) when ``$FRAMEWORK_REGISTRY_CRASH_AT`` names this point.
+
+    Lets the tests kill a real registering process at a known step and check that the registry is
+    still consistent afterwards. Points: ``artifact-partial``, ``after-artifact``, ``in-transaction``.
+    """
+    if os.environ.get(CRASH_ENV) == name:
+        if hasattr(signal, "SIGKILL"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(137)

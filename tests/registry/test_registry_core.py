@@ -1,0 +1,265 @@
+"""The registry's Python API: register, promote, resolve, load, aliases, history, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from framework import registry
+from framework.errors import RegistryError, UsageError
+from framework.registry import open_registry, parse_gates
+from framework.registry.core import Registry, decide
+from framework.registry.store import AliasConflict
+
+GATES = parse_gates([{"metric": "roc_auc", "min": 0.95}, {"metric": "log_loss", "max": 0.2},
+                     {"metric": "accuracy", "max_drop_vs_champion": 0.005}],
+                    known_metrics=None, file="params.yaml")
+
+
+def metrics(roc_auc: float = 0.99, log_loss: float = 0.1, accuracy: float = 0.97) -> dict:
+    return {"roc_auc": roc_auc, "log_loss": log_loss, "accuracy": accuracy}
+
+
+def register(reg: Registry, model: Any, **kw: Any) -> registry.Registration:
+    kw.setdefault("metrics", metrics())
+    kw.setdefault("gates", GATES)
+    kw.setdefault("primary_metric", "roc_auc")
+    return reg.register("breast_cancer", model, **kw)
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Registry:
+    with open_registry(tmp_path / "reg") as r:
+        yield r
+
+
+def test_first_version_becomes_champion(reg: Registry, model_file: Path) -> None:
+    r = register(reg, model_file, params={"model": {"C": 1.0}}, target="target",
+                 input_schema={"type": "object", "properties": {"a": {}, "target": {}},
+                               "required": ["a", "target"]},
+                 tags={"trial": "3"}, sweep_id="sw1", lineage={"git": {"commit": None}})
+    assert (r.version.version, r.promoted, r.status) == (1, True, "promoted")
+    assert r.reasons == ["all 3 gates passed", "no champion yet"]
+    assert r.version.aliases == ("champion",)
+    receipt = r.receipt(registry="reg")
+    assert {k: receipt[k] for k in ("model", "version", "promoted", "alias", "status", "champion",
+                                    "previous_champion")} == {
+        "model": "breast_cancer", "version": 1, "promoted": True, "alias": "champion",
+        "status": "promoted", "champion": 1, "previous_champion": None}
+    assert receipt["sha256"] == r.version.sha256 and len(receipt["gates"]) == 3
+    mv = reg.resolve("breast_cancer@champion")
+    assert mv.params == {"model": {"C": 1.0}} and mv.target == "target"
+    assert mv.tags == {"trial": "3"} and mv.sweep_id == "sw1"
+    assert mv.serving_schema() == {"type": "object", "properties": {"a": {}}, "required": ["a"]}
+    assert mv.lineage["registered_by"] == "register-step"
+    assert Path(mv.artifact_path) == reg.root / "artifacts" / "sha256" / mv.sha256[:2] / mv.sha256
+    assert mv.uri == "models:/breast_cancer/1"
+
+
+def test_promotion_needs_strictly_better_primary_metric(reg: Registry, model_file: Path) -> None:
+    register(reg, model_file, metrics=metrics(roc_auc=0.98))
+    same = register(reg, model_file, metrics=metrics(roc_auc=0.98))
+    assert (same.version.version, same.promoted, same.status) == (2, False, "challenger")
+    assert "does not beat champion v1" in same.reasons[-1]
+    assert same.receipt()["alias"] is None and same.champion == 1
+    better = register(reg, model_file, metrics=metrics(roc_auc=0.985))
+    assert (better.version.version, better.promoted, better.previous_champion) == (3, True, 1)
+    assert reg.aliases("breast_cancer") == {"champion": 3}
+
+
+def test_failed_gate_is_recorded_but_never_promoted(reg: Registry, model_file: Path) -> None:
+    register(reg, model_file, metrics=metrics(accuracy=0.97))
+    # better primary metric, but accuracy dropped by 0.02 > 0.005 vs the champion
+    r = register(reg, model_file, metrics=metrics(roc_auc=0.999, accuracy=0.95))
+    assert (r.version.version, r.promoted, r.status) == (2, False, "rejected")
+    assert r.reasons == ["gate failed: accuracy 0.95 vs champion v1 0.97: drop 0.02 > max 0.005 "
+                         "(maximize)"]
+    assert reg.resolve("breast_cancer/2").status == "rejected"
+    assert reg.resolve("breast_cancer@champion").version == 1
+
+
+def test_minimize_direction(reg: Registry, model_file: Path) -> None:
+    kw = {"primary_metric": "log_loss", "direction": "minimize", "gates": []}
+    register(reg, model_file, metrics=metrics(log_loss=0.1), **kw)
+    assert not register(reg, model_file, metrics=metrics(log_loss=0.2), **kw).promoted
+    assert register(reg, model_file, metrics=metrics(log_loss=0.05), **kw).promoted
+
+
+def test_decide_edge_cases() -> None:
+    assert decide([], {"x": 1.0}, None, "x", "maximize") == (
+        True, "promoted", ["no gates configured", "no champion yet"])
+
+
+def test_register_estimator_and_load_by_every_uri_form(reg: Registry, fitted: Any,
+                                                       dataset: Any) -> None:
+    r = register(reg, fitted)
+    register(reg, fitted, metrics=metrics(roc_auc=0.5), gates=[])
+    expected = fitted.predict_proba(dataset.data)
+    for uri in ("breast_cancer@champion", "breast_cancer/1", "models:/breast_cancer@champion",
+                "models:/breast_cancer/1"):
+        model = registry.load(uri, registry=reg.root)
+        np.testing.assert_allclose(model.predict_proba(dataset.data), expected)
+        assert registry.resolve(uri, registry=reg.root).sha256 == r.version.sha256
+    assert registry.resolve("breast_cancer/latest", registry=reg.root).version == 2
+
+
+@pytest.mark.parametrize("uri, exc, match", [
+    pytest.param("breast_cancr@champion", RegistryError,
+                 r"no model 'breast_cancr' in registry .*; did you mean 'breast_cancer'\? "
+                 r"\(models: breast_cancer\)", id="unknown-model"),
+    pytest.param("breast_cancer/7", RegistryError,
+                 r"breast_cancer has no version 7; its versions are 1..1", id="unknown-version"),
+    pytest.param("models:/breast_cancer@champoin", RegistryError,
+                 r"breast_cancer has no alias 'champoin'; did you mean 'champion'\? "
+                 r"\(aliases: champion\)", id="unknown-alias"),
+    pytest.param("breast_cancer", UsageError, r"expected NAME@ALIAS or NAME/VERSION",
+                 id="no-version"),
+    pytest.param("breast_cancer/one", UsageError, r"version 'one' is not a positive integer",
+                 id="bad-version"),
+    pytest.param("models:/a/b/c", UsageError, r"cannot read model reference", id="too-many"),
+])
+def test_resolve_errors(reg: Registry, model_file: Path, uri: str, exc: type,
+                        match: str) -> None:
+    register(reg, model_file)
+    with pytest.raises(exc, match=match):
+        registry.resolve(uri, registry=reg.root)
+
+
+def test_missing_registry_is_an_error_not_created(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"no registry at .*nope \(nothing registered yet\)"):
+        registry.load("m@champion", registry=tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_tampered_artifact_is_refused(reg: Registry, model_file: Path) -> None:
+    r = register(reg, model_file)
+    path = Path(r.version.artifact_path)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match=(
+            r"breast_cancer version 1: artifact .* was modified after registration; refusing to "
+            rf"load it \(expected sha256 {r.version.sha256}, found [0-9a-f]{{64}}\)")):
+        reg.load("breast_cancer@champion")
+    assert any("hash mismatch" in p for p in reg.check())
+    path.unlink()
+    with pytest.raises(RegistryError, match=r"breast_cancer version 1: its artifact .* is missing"):
+        reg.load("breast_cancer/1")
+
+
+def test_types_outside_the_allowlist_are_refused(reg: Registry, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import skops.io as sio
+
+    (tmp_path / "evilmod.py").write_text("class Evil:\n    def __init__(self):\n"
+                                         "        self.x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import evilmod
+
+    sio.dump({"model": evilmod.Evil()}, tmp_path / "evil.skops")
+    with pytest.raises(RegistryError, match=r"refusing .*evil.skops: it contains type\(s\) outside "
+                                            r"the allowlist: evilmod.Evil \(allowed: modules "
+                                            r"sklearn.\*, numpy.\*, scipy.\*"):
+        register(reg, tmp_path / "evil.skops")
+    assert reg.model_names() == []
+    # registered without the check (e.g. by an older client), loading still refuses it
+    register(reg, tmp_path / "evil.skops", check_types=False)
+    with pytest.raises(RegistryError, match=r"breast_cancer version 1: refusing .* evilmod.Evil"):
+        reg.load("breast_cancer/1")
+
+
+def test_not_a_skops_file_is_refused(reg: Registry, tmp_path: Path) -> None:
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(RegistryError, match=r"model.pkl is not a readable skops file"):
+        register(reg, tmp_path / "model.pkl")
+    with pytest.raises(UsageError, match=r"model file .*missing.skops does not exist"):
+        register(reg, tmp_path / "missing.skops")
+
+
+def test_manual_promotion_and_history(reg: Registry, model_file: Path) -> None:
+    register(reg, model_file, metrics=metrics(roc_auc=0.99))
+    register(reg, model_file, metrics=metrics(roc_auc=0.98))
+    move = reg.set_alias("breast_cancer", 2, "champion", reason="rollback test")
+    assert (move.from_version, move.to_version, move.reason) == (1, 2, "rollback test")
+    assert move.actor.startswith("user:")
+    assert reg.set_alias("breast_cancer", 2, "champion") is None  # already there: no move
+    reg.set_alias("breast_cancer", 1, "staging", actor="user:ci")
+    hist = [(m.alias, m.from_version, m.to_version, m.actor) for m in reg.history("breast_cancer")]
+    assert hist == [("champion", None, 1, "register-step"), ("champion", 1, 2, move.actor),
+                    ("staging", None, 1, "user:ci")]
+    assert reg.resolve("breast_cancer/1").aliases == ("staging",)
+    with pytest.raises(RegistryError, match=r"breast_cancer has no version 5"):
+        reg.set_alias("breast_cancer", 5, "champion")
+    with pytest.raises(UsageError, match=r"invalid alias '1x'"):
+        reg.set_alias("breast_cancer", 1, "1x")
+    # the history is append-only, even for someone with the database file
+    with sqlite3.connect(reg.root / "registry.db") as conn, \
+            pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM alias_history")
+
+
+def test_stale_champion_read_is_judged_again(reg: Registry, model_file: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The champion moves between reading it and writing: the CAS fails and we re-evaluate."""
+    register(reg, model_file, metrics=metrics(roc_auc=0.97))        # v1 champion
+    register(reg, model_file, metrics=metrics(roc_auc=0.999))       # v2 champion
+    reg.set_alias("breast_cancer", 1, "champion", reason="rollback")  # v1 again, by hand
+    real = reg._champion
+    calls = []
+
+    def stale_then_real(name: str, alias: str) -> Any:
+        calls.append(1)
+        # first read is stale: it still sees v2 (0.999), which the new version cannot beat
+        return reg.store.get_version(name, 2) if len(calls) == 1 else real(name, alias)
+
+    monkeypatch.setattr(reg, "_champion", stale_then_real)
+    r = register(reg, model_file, metrics=metrics(roc_auc=0.98))
+    assert r.attempts == 2
+    assert (r.promoted, r.previous_champion) == (True, 1)  # beats v1 (0.97), the real champion
+    with pytest.raises(AliasConflict):
+        reg.store.move_alias("breast_cancer", "champion", 2, expected=1, actor="x", reason="")
+
+
+def test_registry_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert registry.registry_path() == Path(".framework/registry")
+    (tmp_path / "params.yaml").write_text("registry:\n  path: store/reg\n  model_name: m\n")
+    assert registry.registry_path() == Path("store/reg")
+    monkeypatch.setenv("FRAMEWORK_REGISTRY", str(tmp_path / "env"))
+    assert registry.registry_path() == tmp_path / "env"
+    assert registry.registry_path(tmp_path / "explicit") == tmp_path / "explicit"
+
+
+def test_compare(reg: Registry, model_file: Path) -> None:
+    register(reg, model_file, params={"model": {"C": 1.0}, "seed": 0})
+    register(reg, model_file, params={"model": {"C": 0.5}, "seed": 0},
+             metrics=metrics(roc_auc=0.995, accuracy=0.96))
+    diff = registry.compare(reg.get("breast_cancer", 1), reg.get("breast_cancer", 2))
+    assert diff["params"] == [{"key": "model.C", "a": 1.0, "b": 0.5}]
+    roc = next(m for m in diff["metrics"] if m["metric"] == "roc_auc")
+    assert roc["delta"] == pytest.approx(0.005)
+    acc_gate = next(g for g in diff["gates"] if g["metric"] == "accuracy")
+    assert acc_gate["a"]["passed"] is True and acc_gate["b"]["passed"] is False
+
+
+def test_import_is_cheap() -> None:
+    code = ("import sys, framework.registry as r; r.open_registry; r.load; "
+            "import framework.registry.cli, framework.registry.step; "
+            "print([m for m in ('sklearn', 'pandas', 'numpy', 'skops', 'rich') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_receipt_is_json_ready(reg: Registry, model_file: Path) -> None:
+    r = register(reg, model_file)
+    assert json.loads(json.dumps(r.receipt())) == r.receipt()
