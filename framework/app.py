@@ -84,13 +84,15 @@ def run_pipeline(cfg: Any, root: Path) -> int:
         out.print(f"[bold]compiled[/] {', '.join(changed) if changed else 'dvc.yaml, params.yaml'}"
                   f"{'' if changed else ' (unchanged)'}")
 
-        def on_stage(run: dvc.StageRun) -> None:
-            mark = {"ran": "[green]✓[/]", "skipped": "[dim]·[/]", "restored": "[cyan]↺[/]",
-                    "failed": "[red]✗[/]"}[run.status]
-            took = f"{run.seconds:6.1f} s" if run.status in ("ran", "failed") else ""
-            out.print(f"  {mark} {run.name:<20} {run.status:<9} {took}")
+        marks = {"ran": "[green]✓[/]", "skipped": "[dim]·[/]", "restored": "[cyan]↺[/]",
+                 "failed": "[red]✗[/]"}
 
-        out.print("[bold]dvc repro[/]")
+        def on_stage(run: dvc.StageRun) -> None:
+            took = f"{run.seconds:.1f} s" if run.status in ("ran", "failed") else "-"
+            out.print(f"  {marks[run.status]} {run.name:<{width}}  {run.status:<8}  {took:>8}")
+
+        width = max(len(s.name) for s in spec.stages)
+        out.print(f"[bold]dvc repro[/]\n    {'stage':<{width}}  {'status':<8}  {'time':>8}")
         result = dvc.repro(root, on_line=lambda line: err.print(f"    {line}", markup=False),
                            on_stage=on_stage)
     except FrameworkError as exc:
@@ -107,33 +109,19 @@ def run_pipeline(cfg: Any, root: Path) -> int:
 
 
 def print_summary(out: Any, spec: Any, result: Any) -> None:
-    from rich.table import Table
-
-    counts = {s: sum(r.status == s for r in result.stages) for s in ("ran", "skipped", "restored", "failed")}
-    table = Table(title="stages", title_justify="left", box=None, pad_edge=False)
-    table.add_column("stage")
-    table.add_column("status")
-    table.add_column("time", justify="right")
-    for run in result.stages:
-        took = f"{run.seconds:.1f} s" if run.status in ("ran", "failed") else "-"
-        table.add_row(run.name, run.status, took)
-    out.print()
-    out.print(table)
-    out.print("  " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
-
+    """The counts of what ran and was skipped, then the metrics of each stage that has some."""
+    counts = [(s, sum(r.status == s for r in result.stages))
+              for s in ("ran", "skipped", "restored", "failed")]
+    out.print("  " + ", ".join(f"{n} {s}" for s, n in counts if n))
     for stage in spec.stages:
         if stage.metrics is None:
             continue
-        path = spec.root / stage.metrics.path
         try:
-            values = json.loads(path.read_text())
+            values = json.loads((spec.root / stage.metrics.path).read_text())
         except (OSError, ValueError):
             continue
-        mt = Table(title=f"metrics ({stage.metrics.path})", title_justify="left", box=None,
-                   pad_edge=False)
-        mt.add_column("metric")
-        mt.add_column("value", justify="right")
+        width = max(map(len, values), default=0)
+        out.print(f"\n[bold]metrics[/] ({stage.metrics.path})")
         for name, value in values.items():
-            mt.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
-        out.print()
-        out.print(mt)
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            out.print(f"    {name:<{width}}  {shown:>10}")

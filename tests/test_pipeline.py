@@ -1,0 +1,136 @@
+"""End to end: `python -m framework` in a real git + DVC repository, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, cli_env, run, run_cli
+
+pytestmark = pytest.mark.dvc
+
+STAGES = ["ingest", "split", "train", "evaluate"]
+METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    """Stage -> status, read from the summary table."""
+    found = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("✓", "·", "↺", "✗"):
+            parts = parts[1:]
+        if len(parts) >= 2 and parts[0] in STAGES and parts[1] in ("ran", "skipped", "restored", "failed"):
+            found[parts[0]] = parts[1]
+    return found
+
+
+def test_run_rerun_and_change_one_param(dvc_project: Path) -> None:
+    root = dvc_project
+    proc = run_cli(root, check=True)
+    assert statuses(proc.stdout) == dict.fromkeys(STAGES, "ran")
+    metrics = json.loads((root / "metrics/evaluate.json").read_text())
+    assert set(metrics) == METRICS
+    assert metrics["roc_auc"] > 0.95
+    for name in sorted(METRICS):
+        assert name in proc.stdout  # the summary shows the metrics
+    assert (root / "plots/confusion.csv").read_text().startswith("actual,predicted")
+    assert (root / "plots/roc.csv").read_text().startswith("fpr,tpr,threshold")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+
+    # nothing changed: nothing reruns
+    proc = run_cli(root, check=True)
+    assert statuses(proc.stdout) == dict.fromkeys(STAGES, "skipped")
+
+    # one param of the model: only train and evaluate rerun
+    lock_before = yaml.safe_load((root / "dvc.lock").read_text())
+    proc = run_cli(root, "model.C=0.05", check=True)
+    assert statuses(proc.stdout) == {"ingest": "skipped", "split": "skipped", "train": "ran",
+                                     "evaluate": "ran"}
+    lock_after = yaml.safe_load((root / "dvc.lock").read_text())
+    for name in ("ingest", "split"):
+        assert lock_after["stages"][name] == lock_before["stages"][name]
+    assert lock_after["stages"]["train"]["params"]["params.yaml"]["model"]["C"] == 0.05
+
+    # DVC's own commands work on the generated files
+    assert run(root, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    diff = run(root, "dvc", "params", "diff").stdout
+    assert "model.C" in diff and "1.0" in diff and "0.05" in diff
+    dag = run(root, "dvc", "dag").stdout
+    assert all(name in dag for name in STAGES)
+    shown = run(root, "dvc", "metrics", "show", "--json").stdout
+    assert "roc_auc" in shown
+    run(root, "dvc", "plots", "show", "-o", "dvc_plots")
+    html = (root / "dvc_plots/index.html").read_text()
+    assert "plots_confusion_csv" in html and "plots_roc_csv" in html
+    assert "Confusion matrix (test set)" in html and "ROC curve (test set)" in html
+
+    # another model from its config group
+    proc = run_cli(root, "model=random_forest", check=True)
+    assert statuses(proc.stdout)["train"] == "ran"
+    assert yaml.safe_load((root / "params.yaml").read_text())["model"]["n_estimators"] == 200
+
+
+def test_schema_violation_stops_the_stage_and_loses_nothing(dvc_project: Path) -> None:
+    root = dvc_project
+    run_cli(root, check=True)
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+    lock = (root / "dvc.lock").read_bytes()
+
+    schema_path = root / "schemas/features.json"
+    schema = json.loads(schema_path.read_text())
+    schema["properties"]["mean_radius"]["maximum"] = 15.0
+    schema_path.write_text(json.dumps(schema, indent=2))
+    proc = run_cli(root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr
+    assert "stage 'ingest', output 'raw' (data/raw.parquet)" in message
+    assert "mean_radius" in message and "maximum" in message
+    assert statuses(proc.stdout)["ingest"] == "failed"
+    assert (root / "dvc.lock").read_bytes() == lock
+    assert not list((root / "data").glob("*.tmp")) and not list((root / "data").glob(".*.tmp"))
+    assert not (root / "data/raw.parquet").exists()  # DVC removed it; nothing partial was written
+    run(root, "dvc", "checkout")  # the previous output comes back from DVC's cache
+    assert (root / "data/raw.parquet").exists()
+
+
+def test_ci_recipe_in_a_fresh_clone(dvc_project: Path, tmp_path: Path) -> None:
+    root = dvc_project
+    shutil.copytree(REPO / ".github", root / ".github")
+    run_cli(root, "compile", check=True)
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "compiled")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(root), str(clone))
+
+    workflow = yaml.safe_load((clone / ".github/workflows/pipeline.yml").read_text())
+    steps = [s["run"] for s in workflow["jobs"]["reproduce"]["steps"] if "run" in s]
+    assert steps[0].startswith("pip install")  # the environment is this one, already installed
+    assert steps[-1] == "dvc metrics diff main"  # needs main's metrics: not run here
+    for step in steps[1:-1]:
+        proc = subprocess.run(step, shell=True, cwd=clone, env=cli_env(), capture_output=True, text=True)
+        assert proc.returncode == 0, f"{step}:\n{proc.stdout}\n{proc.stderr}"
+    assert set(json.loads((clone / "metrics/evaluate.json").read_text())) == METRICS
+
+
+def test_init_scaffolds_a_working_regression_project(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    root.mkdir()
+    run(root, "git", "init", "-q")
+    proc = run_cli(root, "init", check=True)
+    assert "dvc init" in proc.stdout
+    assert (root / "conf/config.yaml").is_file() and (root / "pipelines/stages.py").is_file()
+    assert (root / "dvc.yaml").is_file() and ".framework/" in (root / ".gitignore").read_text()
+    proc = run_cli(root, check=True)
+    assert set(json.loads((root / "metrics/evaluate.json").read_text())) == {"rmse", "mae", "r2"}
+    proc = run_cli(root, "model=random_forest", check=True)
+    assert "train" in proc.stdout
+    again = run_cli(root, "init")
+    assert again.returncode == 2 and "never overwrites" in again.stderr
