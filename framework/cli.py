@@ -22,6 +22,8 @@ VERBS: dict[str, str] = {
     "schema": "framework.schema.cli:main",
     "registry": "framework.registry.cli:main",
     "register": "framework.registry.step:main",
+    "serve": "framework.serve:main",
+    "sweep": "framework.sweep:main",
 }
 
 
