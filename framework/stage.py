@@ -48,6 +48,18 @@ class StageCall:
     schemas: dict[str, str] = field(default_factory=dict)
 
 
+    @classmethod
+    def from_stage(cls, stage: Any) -> StageCall:
+        """The call the compiler's command for a :class:`framework.spec.Stage` describes."""
+        schemas = {a.name: a.schema for a in (*stage.ins, *stage.outs) if a.schema}
+        if stage.metrics and stage.metrics.schema:
+            schemas["metrics"] = stage.metrics.schema
+        return cls(name=stage.name, run=stage.run, params=list(stage.params),
+                   ins={i.name: i.path for i in stage.ins}, outs={o.name: o.path for o in stage.outs},
+                   metrics=stage.metrics.path if stage.metrics else None,
+                   plots={p.name: p.path for p in stage.plots}, schemas=schemas)
+
+
 def parse_args(argv: list[str]) -> StageCall:
     parser = argparse.ArgumentParser(prog="python -m framework stage",
                                      description="Run one pipeline stage (called by dvc repro).")
@@ -120,13 +132,13 @@ def import_function(run: str) -> Any:
     return fn
 
 
-def _check_table(df: Any, schema_path: str, what: str) -> None:
+def _check_table(df: Any, schema_path: Path, what: str) -> None:
     from framework.schema import load_schema, validate
 
     validate(df, load_schema(schema_path), what=what)
 
 
-def _check_metrics(metrics: Any, schema_path: str, what: str) -> None:
+def _check_metrics(metrics: Any, schema_path: Path, what: str) -> None:
     import jsonschema
 
     from framework.schema import load_schema
@@ -137,31 +149,29 @@ def _check_metrics(metrics: Any, schema_path: str, what: str) -> None:
     if errors:
         lines = [f"  {'.'.join(map(str, e.path)) or '(root)'}: {e.message} ({e.validator})"
                  for e in errors[:10]]
-        raise SchemaViolation(f"{what} does not match {schema_path}:\n" + "\n".join(lines))
+        raise SchemaViolation(f"{what} does not match {schema_path.name}:\n" + "\n".join(lines))
 
 
-def run_stage(call: StageCall, root: Path) -> dict[str, float]:
-    """Run a stage; return timings of its phases in seconds."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+def execute(call: StageCall, params: dict[str, Any], inputs: dict[str, Any],
+            root: Path) -> dict[str, Any]:
+    """Check inputs, call the stage function, check what it returns; no file is written.
+
+    ``params`` are the stage's raw param values by keyword (``_target_`` blocks not yet built),
+    ``inputs`` the loaded input artifacts by name. Returns outputs, ``metrics`` and plots (as
+    DataFrames) by name. Used by the stage runner and, in memory, by sweeps: one code path, so a
+    trial gives exactly what ``dvc repro`` gives for the same params.
+    """
     fn = import_function(call.run)
-    kwargs = instantiate_params(load_params(root, call.params))
-
-    for name, path in call.ins.items():
-        value = io.read(root / path)
+    kwargs = instantiate_params(params)
+    for name, value in inputs.items():
+        path = call.ins.get(name, name)
         if name in call.schemas and io.kind_of(path) == "table":
-            _check_table(value, call.schemas[name],
+            _check_table(value, root / call.schemas[name],
                          f"stage '{call.name}', input '{name}' ({path})")
         kwargs[name] = value
-    timings["load"] = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
     result = fn(**kwargs)
-    timings["run"] = time.perf_counter() - t1
 
-    t2 = time.perf_counter()
     expected = {**call.outs, **call.plots, **({"metrics": call.metrics} if call.metrics else {})}
     if not isinstance(result, Mapping):
         raise RunError(f"stage '{call.name}': {call.run} must return a dict with the keys "
@@ -174,27 +184,36 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
                            f"no {', '.join(map(repr, missing))}" if missing else "",
                            f"undeclared {', '.join(map(repr, extra))}" if extra else ""]))
                        + f" (declared: {', '.join(sorted(expected))})")
+    outputs = dict(result)
     for name, path in call.outs.items():
         if name in call.schemas and io.kind_of(path) == "table":
-            _check_table(result[name], call.schemas[name],
+            _check_table(result[name], root / call.schemas[name],
                          f"stage '{call.name}', output '{name}' ({path})")
     if call.metrics and "metrics" in call.schemas:
-        _check_metrics(result["metrics"], call.schemas["metrics"],
+        _check_metrics(result["metrics"], root / call.schemas["metrics"],
                        f"stage '{call.name}', metrics ({call.metrics})")
-    plot_tables = {}
-    for name, path in call.plots.items():
-        plot_tables[name] = _as_plot_table(result[name], call.name, name)
-    timings["check"] = time.perf_counter() - t2
+    for name in call.plots:
+        outputs[name] = _as_plot_table(result[name], call.name, name)
+    return outputs
 
-    t3 = time.perf_counter()
+
+def run_stage(call: StageCall, root: Path) -> dict[str, float]:
+    """Run a stage from and to files; return timings of its phases in seconds."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    t0 = time.perf_counter()
+    params = load_params(root, call.params)
+    inputs = {name: io.read(root / path) for name, path in call.ins.items()}
+    t1 = time.perf_counter()
+    outputs = execute(call, params, inputs, root)
+    t2 = time.perf_counter()
     for name, path in call.outs.items():
-        io.write(root / path, result[name])
+        io.write(root / path, outputs[name])
     if call.metrics:
-        io.write(root / call.metrics, result["metrics"])
+        io.write(root / call.metrics, outputs["metrics"])
     for name, path in call.plots.items():
-        _write_plot(root / path, plot_tables[name])
-    timings["write"] = time.perf_counter() - t3
-    return timings
+        _write_plot(root / path, outputs[name])
+    return {"load": t1 - t0, "run": t2 - t1, "write": time.perf_counter() - t2}
 
 
 def _as_plot_table(value: Any, stage: str, name: str) -> Any:
