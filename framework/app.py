@@ -73,9 +73,9 @@ def run_pipeline(cfg: Any, root: Path) -> int:
     from framework import dvc
     from framework.compiler import compile_spec, write
     from framework.config import resolve, source_from_hydra
-    from framework.spec import build_spec
+    from framework.spec import REGISTER_STAGE, build_spec
 
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False)
     try:
         source = source_from_hydra(root)
@@ -93,8 +93,18 @@ def run_pipeline(cfg: Any, root: Path) -> int:
 
         width = max(len(s.name) for s in spec.stages)
         out.print(f"[bold]dvc repro[/]\n    {'stage':<{width}}  {'status':<8}  {'time':>8}")
-        result = dvc.repro(root, on_line=lambda line: err.print(f"    {line}", markup=False),
-                           on_stage=on_stage)
+        held: list[str] = []  # the register step's own lines: the summary prints its receipt
+
+        def on_line(stage: str | None, line: str) -> None:
+            if stage == REGISTER_STAGE:
+                held.append(line)
+            else:
+                err.print(f"    {line}", markup=False, soft_wrap=True)
+
+        result = dvc.repro(root, on_line=on_line, on_stage=on_stage)
+        if any(s.name == REGISTER_STAGE and s.status == "failed" for s in result.stages):
+            for line in held:
+                err.print(f"    {line}", markup=False, soft_wrap=True)
     except FrameworkError as exc:
         err.print(f"error: {exc}", markup=False)
         return exc.exit_code
@@ -109,6 +119,9 @@ def run_pipeline(cfg: Any, root: Path) -> int:
 
 
 def print_summary(out: Any, spec: Any, result: Any) -> None:
+    from framework.compiler import RECEIPT
+    from framework.spec import REGISTER_STAGE
+
     """The counts of what ran and was skipped, then the metrics of each stage that has some."""
     counts = [(s, sum(r.status == s for r in result.stages))
               for s in ("ran", "skipped", "restored", "failed")]
@@ -125,3 +138,34 @@ def print_summary(out: Any, spec: Any, result: Any) -> None:
         for name, value in values.items():
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             out.print(f"    {name:<{width}}  {shown:>10}")
+    if spec.registration is not None and any(r.name == REGISTER_STAGE and r.status == "ran"
+                                             for r in result.stages):
+        print_decision(out, spec.root / RECEIPT)
+
+
+def print_decision(out: Any, receipt_path: Path) -> None:
+    """The registry's decision, from the receipt the register step wrote."""
+    try:
+        receipt = json.loads(receipt_path.read_text())
+    except (OSError, ValueError):
+        return
+    verdict = {"promoted": "[green]promoted to champion[/]",
+               "challenger": "[yellow]recorded as challenger[/]",
+               "rejected": "[red]rejected by its gates[/]"}.get(receipt.get("status"), receipt.get("status"))
+    out.print(f"\n[bold]registry[/] {receipt['model']} v{receipt['version']}: {verdict}")
+    gates = receipt.get("gates") or []
+    width = max((len(g["metric"]) for g in gates), default=0)
+    rules = {"min": ">= {t}", "max": "<= {t}", "max_drop_vs_champion": "drop <= {t} vs champion",
+             "max_increase_vs_champion": "increase <= {t} vs champion"}
+    for g in gates:
+        mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
+        value = "-" if g.get("value") is None else f"{g['value']:.4f}"
+        rule = rules.get(g["rule"], g["rule"] + " {t}").format(t=g["threshold"])
+        if g.get("champion_version") is not None:
+            rule += f" v{g['champion_version']} ({g['champion_value']:.4f})"
+        elif "champion" in g["rule"]:
+            rule += " (no champion yet)"
+        out.print(f"    {mark}  {g['metric']:<{width}}  {value:>8}  {rule}")
+    for reason in receipt.get("reasons", []):
+        if not reason.startswith("gate failed"):
+            out.print(f"    {reason}")

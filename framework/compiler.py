@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.spec import PipelineSpec, Stage
+from framework.spec import REGISTER_STAGE, PipelineSpec, Registration, Stage
 
 DVC_YAML = "dvc.yaml"
 PARAMS_YAML = "params.yaml"
@@ -96,10 +96,30 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
     return entry
 
 
-def compile_spec(spec: PipelineSpec, extra_stages: Iterable[tuple[str, dict[str, Any]]] = ()) -> Compiled:
+RECEIPT = "metrics/register.json"
+
+
+def register_entry(reg: Registration, has_gates: bool) -> dict[str, Any]:
+    """The registry step: gates, a new version with lineage, promotion. Runs in ``dvc repro``.
+
+    Its receipt is kept in git (``cache: false``): DVC's run-cache never skips a registration by
+    restoring an old receipt.
+    """
+    args = ["python", "-m", "framework", "register", "--model", reg.model.path,
+            "--metrics", reg.metrics.path, "--input-schema", reg.input_schema,
+            "--receipt", RECEIPT]
+    return {"cmd": " ".join(shlex.quote(a) for a in args),
+            "desc": f"Gate, record and maybe promote {reg.model_name}",
+            "deps": [reg.model.path, reg.metrics.path, reg.input_schema],
+            "params": ["registry", *(["gates"] if has_gates else [])],
+            "outs": [{RECEIPT: {"cache": False}}]}
+
+
+def compile_spec(spec: PipelineSpec) -> Compiled:
     """Render ``dvc.yaml`` and ``params.yaml`` for a spec."""
     stages = {s.name: stage_entry(s) for s in spec.stages}
-    stages.update(dict(extra_stages))
+    if spec.registration is not None:
+        stages[REGISTER_STAGE] = register_entry(spec.registration, "gates" in spec.params)
     return Compiled(files={
         DVC_YAML: HEADER + _dump({"stages": stages}),
         PARAMS_YAML: HEADER + _dump(spec.params),

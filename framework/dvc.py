@@ -24,7 +24,7 @@ _SKIPPED = re.compile(r"^Stage '(?P<name>[^']+)' didn't change, skipping")
 _RESTORED = re.compile(r"^Stage '(?P<name>[^']+)' is cached - skipping run")
 _FAILED = re.compile(r"^ERROR: failed to reproduce '(?P<name>[^']+)'.*?(?:exited with (?P<code>-?\d+))?$")
 #: DVC's lines that say nothing a user of the framework needs.
-_NOISE = (re.compile(r"^> python -m framework stage "), re.compile(r"^Updating lock file"),
+_NOISE = (re.compile(r"^> python -m framework (stage|register) "), re.compile(r"^Updating lock file"),
           re.compile(r"^Use `dvc push`"), re.compile(r"^To track the changes with git"),
           re.compile(r"^\s+git add "), re.compile(r"^To enable auto staging"),
           re.compile(r"^\s*dvc config core.autostage"), re.compile(r"^Data and pipelines are up to date"),
@@ -79,9 +79,13 @@ def run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return proc
 
 
-def repro(root: Path, *targets: str, on_line: Callable[[str], None] | None = None,
+def repro(root: Path, *targets: str, on_line: Callable[[str | None, str], None] | None = None,
           on_stage: Callable[[StageRun], None] | None = None) -> ReproResult:
-    """Run ``dvc repro``, streaming its output; report what ran, was skipped or failed."""
+    """Run ``dvc repro``, streaming its output; report what ran, was skipped or failed.
+
+    ``on_line(stage, line)`` gets each line worth showing, with the stage that printed it (None
+    for DVC's own lines); ``on_stage`` each stage as it ends.
+    """
     ensure_repo(root)
     result = ReproResult()
     current: StageRun | None = None
@@ -122,7 +126,7 @@ def repro(root: Path, *targets: str, on_line: Callable[[str], None] | None = Non
             if m["code"] is not None:
                 result.stage_exit_code = int(m["code"])
         if on_line and not any(p.match(line) for p in _NOISE):
-            on_line(line)
+            on_line(current.name if current is not None else None, line)
     result.returncode = proc.wait()
     finish(time.perf_counter())
     return result

@@ -89,12 +89,27 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Registration:
+    """The ``register`` stage the compiler appends when the config has a ``registry`` block."""
+
+    model: Input  # the model artifact (an output of a stage)
+    metrics: Output  # the metrics of the stage that evaluates that model
+    input_schema: str  # the schema of the table the model was trained on
+    model_name: str
+    primary_metric: str | None
+    direction: str
+    known_metrics: tuple[str, ...]  # from the metrics schema, when it lists them
+    gates: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     root: Path
     stages: tuple[Stage, ...]  # in a stable topological order
     params: dict[str, Any]  # the content of params.yaml
     pipeline_file: str
     ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    registration: Registration | None = None
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:
@@ -175,8 +190,73 @@ def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
     _check_schemas(stages, source.root, pipeline_file)
     check_ranges(params, ranges, source)
     check_estimators(params, source)
+    registration = _registration(params, stages, source)
     return PipelineSpec(root=source.root, stages=tuple(stages), params=params,
-                        pipeline_file=pipeline_file, ranges=dict(ranges))
+                        pipeline_file=pipeline_file, ranges=dict(ranges),
+                        registration=registration)
+
+
+# --------------------------------------------------------------------------------------------
+# the register stage
+
+
+REGISTER_STAGE = "register"
+MODEL_SUFFIXES = (".skops",)
+
+
+def _registration(params: Mapping[str, Any], stages: list[Stage],
+                  source: ConfigSource) -> Registration | None:
+    """Where the model, its metrics and its input schema are, and the gates, checked."""
+    if params.get("registry") is None:
+        if params.get("gates"):
+            raise ConfigError("gates are declared but there is no 'registry' block to apply them",
+                              file=source.file_of("gates"), key="gates",
+                              hint="add registry: {model_name: ..., primary_metric: ...}")
+        return None
+    from framework.registry.gates import parse_gates
+    from framework.registry.step import read_registry_config
+
+    file = source.file_of("registry")
+    cfg = read_registry_config(dict(params), file)
+    if any(s.name == REGISTER_STAGE for s in stages):
+        raise ConfigError(f"the stage name '{REGISTER_STAGE}' is reserved for the registry step",
+                          file=source.file_of("pipeline"), key=f"pipeline.stages.{REGISTER_STAGE}")
+    models = [(s, o) for s in stages for o in s.outs if o.path.endswith(MODEL_SUFFIXES)]
+    if len(models) != 1:
+        found = ", ".join(f"{s.name}.{o.name}" for s, o in models) or "none"
+        raise ConfigError(f"the registry step needs exactly one stage output that is a model "
+                          f"({', '.join(MODEL_SUFFIXES)}); found {found}", file=file, key="registry")
+    producer, model = models[0]
+    evaluators = [s for s in stages if s.metrics and
+                  any(i.stage == producer.name and i.output == model.name for i in s.ins)]
+    if not evaluators:
+        raise ConfigError(f"no stage with metrics reads the model '{producer.name}.{model.name}'; "
+                          "the registry step gates and compares models on those metrics",
+                          file=file, key="registry")
+    metrics = evaluators[0].metrics
+    assert metrics is not None
+    known: tuple[str, ...] = ()
+    if metrics.schema:
+        props = json.loads((source.root / metrics.schema).read_text()).get("properties")
+        known = tuple(props) if isinstance(props, Mapping) else ()
+    primary = cfg.get("primary_metric")
+    if primary and known and primary not in known:
+        raise ConfigError(f"'{primary}' is not a metric of stage '{evaluators[0].name}' "
+                          f"({metrics.path}: {', '.join(known)})", file=file,
+                          key="registry.primary_metric", hint=did_you_mean(primary, known))
+    gates = parse_gates(params.get("gates"), known_metrics=set(known) if known else None,
+                        file=source.file_of("gates"), key="gates")
+    tables = [i for i in producer.ins if i.schema]
+    if len(tables) != 1:
+        raise ConfigError(f"stage '{producer.name}' must read exactly one table with a schema: "
+                          "the registry records it as the model's input schema, and serving "
+                          "checks requests against it", file=source.file_of("pipeline"),
+                          key=f"pipeline.stages.{producer.name}.ins")
+    return Registration(
+        model=Input(name=model.name, path=model.path, stage=producer.name, output=model.name),
+        metrics=metrics, input_schema=tables[0].schema,
+        model_name=cfg["model_name"], primary_metric=primary, direction=cfg["direction"],
+        known_metrics=known, gates=tuple(gates))
 
 
 # --------------------------------------------------------------------------------------------

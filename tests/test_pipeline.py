@@ -39,6 +39,9 @@ def test_run_rerun_and_change_one_param(dvc_project: Path) -> None:
     assert metrics["roc_auc"] > 0.95
     for name in sorted(METRICS):
         assert name in proc.stdout  # the summary shows the metrics
+    assert "registry breast_cancer v1: promoted to champion" in proc.stdout
+    receipt = json.loads((root / "metrics/register.json").read_text())
+    assert (receipt["version"], receipt["promoted"]) == (1, True)
     assert (root / "plots/confusion.csv").read_text().startswith("actual,predicted")
     assert (root / "plots/roc.csv").read_text().startswith("fpr,tpr,threshold")
     run(root, "git", "add", "-A")
@@ -53,6 +56,7 @@ def test_run_rerun_and_change_one_param(dvc_project: Path) -> None:
     proc = run_cli(root, "model.C=0.05", check=True)
     assert statuses(proc.stdout) == {"ingest": "skipped", "split": "skipped", "train": "ran",
                                      "evaluate": "ran"}
+    assert "registry breast_cancer v2:" in proc.stdout
     lock_after = yaml.safe_load((root / "dvc.lock").read_text())
     for name in ("ingest", "split"):
         assert lock_after["stages"][name] == lock_before["stages"][name]
