@@ -155,8 +155,7 @@ def print_decision(out: Any, receipt_path: Path) -> None:
     out.print(f"\n[bold]registry[/] {receipt['model']} v{receipt['version']}: {verdict}")
     gates = receipt.get("gates") or []
     width = max((len(g["metric"]) for g in gates), default=0)
-    rules = {"min": ">= {t}", "max": "<= {t}", "max_drop_vs_champion": "drop <= {t} vs champion",
-             "max_increase_vs_champion": "increase <= {t} vs champion"}
+    rules = {"min": ">= {t}", "max": "<= {t}", "max_drop_vs_champion": "drop <= {t} vs champion"}
     for g in gates:
         mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
         value = "-" if g.get("value") is None else f"{g['value']:.4f}"

@@ -134,6 +134,7 @@ def test_init_scaffolds_a_working_regression_project(tmp_path: Path) -> None:
     assert (root / "dvc.yaml").is_file() and ".framework/" in (root / ".gitignore").read_text()
     proc = run_cli(root, check=True)
     assert set(json.loads((root / "metrics/evaluate.json").read_text())) == {"rmse", "mae", "r2"}
+    assert "registry diabetes v1: promoted to champion" in proc.stdout
     proc = run_cli(root, "model=random_forest", check=True)
     assert "train" in proc.stdout
     again = run_cli(root, "init")
