@@ -1,0 +1,127 @@
+"""JSON Schema for tables: one schema file describes a row; checks run vectorized over a DataFrame.
+
+The same file validates a stage's input or output, a served request and a drift batch::
+
+    schema = load_schema("schemas/features.json")
+    report = check_table(df, schema)          # Report: ok, violations by column and rule
+    validate(df, schema, what="stage 'split', output 'train' (data/train.parquet)")  # raises
+    request = conform(request_df, schema)     # serving: columns in schema order, safe casts
+
+Importing this package is cheap: pandas, numpy and jsonschema are imported on first use.
+See :mod:`framework.schema.engine` for how a schema is compiled and
+:mod:`framework.schema.columns` for how cells map to JSON values (missing cell = ``null``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from framework.errors import SchemaViolation
+from framework.schema.loading import load_schema
+from framework.schema.report import Report, Violation
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from framework.schema.engine import CompiledSchema
+
+__all__ = [
+    "CompiledSchema",
+    "Report",
+    "Violation",
+    "check_table",
+    "compile_schema",
+    "conform",
+    "infer_schema",
+    "load_schema",
+    "validate",
+]
+
+_CACHE: OrderedDict[tuple[str, str | None], CompiledSchema] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CompiledSchema":
+        from framework.schema.engine import CompiledSchema
+
+        return CompiledSchema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def compile_schema(schema: dict, *, source: str | None = None) -> CompiledSchema:
+    """Compile a row schema (validated first; :class:`~framework.errors.SchemaError` if invalid).
+
+    Compiled schemas are memoized by content (and source), so calling this per request is cheap.
+    """
+    from framework.schema.engine import CompiledSchema
+
+    try:
+        key = (json.dumps(schema, allow_nan=True), source)
+    except (TypeError, ValueError):
+        return CompiledSchema(schema, source=source)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return hit
+    compiled = CompiledSchema(schema, source=source)
+    _CACHE[key] = compiled
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return compiled
+
+
+def _compiled(schema: dict | CompiledSchema) -> CompiledSchema:
+    return schema if not isinstance(schema, dict) else compile_schema(schema)
+
+
+def check_table(df: pd.DataFrame, schema: dict | CompiledSchema) -> Report:
+    """Check every row of ``df`` against a row schema (a dict or a compiled schema)."""
+    return _compiled(schema).check(df)
+
+
+def validate(df: pd.DataFrame, schema: dict | CompiledSchema, *, what: str) -> None:
+    """Raise :class:`~framework.errors.SchemaViolation` (with ``.report``) unless ``df`` conforms.
+
+    ``what`` names the data, e.g. ``"stage 'split', output 'train' (data/train.parquet)"``; the
+    message is ``what``, a colon, then the report's lines.
+    """
+    compiled = _compiled(schema)
+    report = compiled.check(df)
+    if not report.ok:
+        raise violation(report, what=what, source=compiled.source)
+
+
+def violation(report: Report, *, what: str, source: str | None = None) -> SchemaViolation:
+    """The exception for a failed report; ``.report`` carries the :class:`Report`."""
+    against = f" (schema {source})" if source else ""
+    lines = report.format().split("\n")
+    text = "\n".join([f"{what.rstrip(': ')}: {lines[0]}{against}", *lines[1:]])
+    exc = SchemaViolation(text)
+    exc.report = report  # type: ignore[attr-defined]
+    return exc
+
+
+def infer_schema(df: pd.DataFrame) -> dict:
+    """A row schema describing ``df`` (types, nullability, observed ranges, small enums)."""
+    from framework.schema.infer import infer_schema as _infer
+
+    return _infer(df)
+
+
+def conform(df: pd.DataFrame, schema: dict | CompiledSchema, *,
+            what: str = "request") -> pd.DataFrame:
+    """``df`` shaped for serving: the schema's properties as columns, in schema order.
+
+    Columns not in ``properties`` are dropped when ``additionalProperties`` is false (kept after
+    the schema's columns otherwise); absent optional properties stay absent. Only lossless
+    conversions are applied: integers to float for ``number`` columns, integral floats to
+    integers for ``integer`` columns. Raises :class:`~framework.errors.SchemaViolation` (with
+    ``.report``) when a required column is missing or a value breaks the schema.
+    """
+    from framework.schema.conform import conform as _conform
+
+    return _conform(df, _compiled(schema), what=what)
+
