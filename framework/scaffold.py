@@ -16,7 +16,9 @@ from framework.errors import RunError, UsageError
 
 TEMPLATES = ("regression",)
 GITIGNORE_LINES = ("# Hydra run folders", "outputs/", "multirun/",
-                   "# the framework's local state (caches, sweep records, registry)", ".framework/")
+                   "# the framework's local state (caches, sweep records, registry)", ".framework/",
+                   "# the registry step's receipt names a version of the local registry",
+                   "metrics/register.json", "dvc_plots/")
 
 
 def scaffold(root: Path, template: str = "regression") -> list[str]:
