@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,42 +21,84 @@ _CONFIG_ERROR_EXIT = 2
 
 
 def run_app(args: list[str]) -> int:
-    from framework.config import check_group_overrides, compose, conf_dir
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from framework.config import check_group_overrides, compose_raw, conf_dir, resolve
     from framework.spec import build_spec
 
     root = Path.cwd()
     try:
         conf = conf_dir(root)
         check_group_overrides(root, args)
-        if args and all(_is_plain_override(a) for a in args):
-            # A single run: check the config with our own messages (file, key, did-you-mean)
-            # before Hydra composes it again for the job.
-            build_spec(*compose(root, args))
+        flags = [a for a in args if a.startswith("-")]
+        if not flags or set(flags) <= {"-m", "--multirun"}:
+            # Check the config with our own messages (file, key, did-you-mean) before Hydra
+            # composes it again: the plain overrides, and the ranges of any sweep.
+            plain = [a for a in args if _is_plain_override(a)]
+            sweeps = [a for a in args if not a.startswith("-") and a not in plain]
+            raw, source = compose_raw(root, plain)
+            if sweeps or flags or raw.hydra.mode == RunMode.MULTIRUN:
+                from framework.sweep.engine import check_sweep_space
+
+                check_sweep_space(root, raw, sweeps)
+            build_spec(resolve(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]), source),
+                       source)
     except FrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
 
     import hydra
+    from rich.console import Console
 
     state: dict[str, Any] = {"started": False, "code": 0}
 
     @hydra.main(version_base="1.3", config_path=str(conf.resolve()), config_name="config")
     def task(cfg: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
         state["started"] = True
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            from framework.sweep.engine import ensure_not_nested
+
+            try:
+                ensure_not_nested()
+            except FrameworkError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(exc.exit_code) from None
         state["code"] = run_pipeline(cfg, root)
 
+    from framework.sweep import engine
+
+    out = Console(highlight=False, soft_wrap=True)
+    engine.set_reporter(out.print)
     saved = sys.argv
     sys.argv = ["python -m framework", *args]
     try:
         task()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code and not state["started"]:
+        if code and not state["started"] and engine.CURRENT is None:
             return _CONFIG_ERROR_EXIT
         return code or state["code"]
     finally:
         sys.argv = saved
+        engine.set_reporter(None)
+    if engine.CURRENT is not None:
+        return _sweep_summary(out, engine.CURRENT)
     return state["code"]
+
+
+def _sweep_summary(out: Any, session: Any) -> int:
+    from framework.sweep.cli import print_table
+
+    out.print()
+    print_table(session.store, out, limit=25)
+    took = time.perf_counter() - session.started
+    n = len(session.results)
+    out.print(f"{n} trials in {took:.1f} s ({took / max(n, 1) * 1000:.0f} ms per trial, "
+              f"{session.jobs} parallel)")
+    return 0 if any(r.status == "ok" for r in session.results) else 1
 
 
 def _is_plain_override(arg: str) -> bool:

@@ -23,7 +23,7 @@ VERBS: dict[str, str] = {
     "registry": "framework.registry.cli:main",
     "register": "framework.registry.step:main",
     "serve": "framework.serve:main",
-    "sweep": "framework.sweep:main",
+    "sweep": "framework.sweep.cli:main",
 }
 
 

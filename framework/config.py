@@ -51,8 +51,9 @@ def check_group_overrides(root: Path, overrides: Sequence[str]) -> None:
                               hint=did_you_mean(value, options))
 
 
-def compose(root: Path, overrides: Sequence[str]) -> tuple[dict[str, Any], ConfigSource]:
-    """Compose ``conf/`` with overrides (Hydra's compose API) into resolved data and its source."""
+def compose_raw(root: Path, overrides: Sequence[str]) -> tuple[Any, ConfigSource]:
+    """Compose ``conf/`` with overrides (Hydra's compose API): the DictConfig with its ``hydra``
+    node, and where its parts came from."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -68,8 +69,16 @@ def compose(root: Path, overrides: Sequence[str]) -> tuple[dict[str, Any], Confi
     except (HydraException, OmegaConfBaseException) as exc:
         raise _explain_hydra_error(exc, root, overrides) from None
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     source = ConfigSource(root=root, choices=_plain_choices(choices), overrides=tuple(overrides))
+    return cfg, source
+
+
+def compose(root: Path, overrides: Sequence[str]) -> tuple[dict[str, Any], ConfigSource]:
+    """Compose ``conf/`` with overrides into resolved data (without ``hydra``) and its source."""
+    from omegaconf import OmegaConf
+
+    cfg, source = compose_raw(root, overrides)
+    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     return resolve(job_cfg, source), source
 
 

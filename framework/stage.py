@@ -132,19 +132,31 @@ def import_function(run: str) -> Any:
     return fn
 
 
-def _check_table(df: Any, schema_path: Path, what: str) -> None:
-    from framework.schema import load_schema, validate
+_SCHEMAS: dict[tuple[str, int, int, bool], Any] = {}
 
-    validate(df, load_schema(schema_path), what=what)
+
+def _schema(path: Path, compiled: bool) -> Any:
+    """A schema file, checked and compiled once per content (sweeps check many tables)."""
+    from framework.schema import compile_schema, load_schema
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, compiled)
+    if key not in _SCHEMAS:
+        schema = load_schema(path)
+        _SCHEMAS[key] = compile_schema(schema, source=path.name) if compiled else schema
+    return _SCHEMAS[key]
+
+
+def _check_table(df: Any, schema_path: Path, what: str) -> None:
+    from framework.schema import validate
+
+    validate(df, _schema(schema_path, compiled=True), what=what)
 
 
 def _check_metrics(metrics: Any, schema_path: Path, what: str) -> None:
     import jsonschema
 
-    from framework.schema import load_schema
-
-    schema = load_schema(schema_path)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(_schema(schema_path, compiled=False))
     errors = sorted(validator.iter_errors(io.to_plain(metrics)), key=lambda e: list(e.path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.path)) or '(root)'}: {e.message} ({e.validator})"

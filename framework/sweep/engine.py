@@ -1,0 +1,475 @@
+"""Run the trials of a sweep: fast, in parallel, every trial recorded and registered.
+
+Hydra's sweepers decide *which* trials to run (a grid, Optuna's proposals); the framework's
+launcher (``hydra/launcher: framework``) hands each batch to a :class:`SweepSession`, which
+
+1. composes each trial's config: Hydra composes once per distinct choice of config groups, and
+   plain value overrides (``model.C=0.1``) are applied to a copy the way Hydra applies them;
+2. checks every trial (ranges, estimator constraints) before any of them runs;
+3. runs once, in this process, the stages whose inputs and params are the same in every trial
+   (ingest, split ...), keyed by a hash of their function, params, inputs and schemas;
+4. runs the remaining stages of each trial in worker processes (forked, so they share what step 3
+   computed), with the same checked code path as the stage runner (:func:`framework.stage.execute`),
+   so a trial gives exactly what ``dvc repro`` gives for its params;
+5. registers each trial's model (tagged with the sweep id) and records the trial as it finishes.
+
+A trial that fails is recorded with its error and the sweep goes on. A sweep started again with
+the same command has the same id and skips the trials it already finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from framework.errors import ConfigError, FrameworkError, UsageError
+from framework.spec import ConfigSource, PipelineSpec, build_spec, check_ranges
+from framework.sweep.store import SweepStore, TrialResult, trial_key, winner
+
+log = logging.getLogger(__name__)
+
+#: Outputs of stages shared by all trials, by stage key. Filled in the main process before the
+#: workers are forked, so the workers read it without copying.
+_MEMO: dict[str, dict[str, Any]] = {}
+
+#: The session of the sweep running in this process (read by the CLI to print the summary).
+CURRENT: SweepSession | None = None
+
+Reporter = Callable[[str], None]
+_reporter: Reporter | None = None
+
+
+def set_reporter(reporter: Reporter | None) -> None:
+    """Where progress lines go (the CLI prints them); by default they are logged."""
+    global _reporter
+    _reporter = reporter
+
+
+def _report(line: str) -> None:
+    (_reporter or log.info)(line)
+
+
+# --------------------------------------------------------------------------------------------
+# identity and checks
+
+
+def sweep_id(root: Path, master: Any) -> str:
+    """A stable id: the same command on the same conf/ and code resumes the same sweep."""
+    from omegaconf import OmegaConf
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(list(master.hydra.overrides.task)).encode())
+    digest.update(OmegaConf.to_yaml(master.hydra.sweeper).encode())
+    for folder in ("conf", "pipelines", "schemas"):
+        base = root / folder
+        if base.is_dir():
+            for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+                digest.update(path.relative_to(root).as_posix().encode())
+                digest.update(path.read_bytes())
+    choices = master.hydra.runtime.choices
+    name = choices.get("experiment") if "experiment" in choices else None
+    return f"{name or 'sweep'}-{digest.hexdigest()[:8]}"
+
+
+def check_sweep_space(root: Path, master: Any, extra: Sequence[str] = ()) -> None:
+    """Refuse a search space that steps outside ``ranges:`` before anything runs.
+
+    Looks at ``hydra.sweeper.params`` and at sweep overrides of the command line (``extra``):
+    every value of a list, ``choice`` or ``range``, and both ends of an ``interval``.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    ranges = OmegaConf.to_container(master.get("ranges") or {}, resolve=True)
+    if not ranges:
+        return
+    choices = master.hydra.runtime.choices
+    experiment = choices.get("experiment") if "experiment" in choices else None
+    declared = (f"conf/experiment/{experiment}.yaml" if experiment else "conf/config.yaml")
+    params = master.hydra.sweeper.get("params") or {}
+    candidates = [(f"{k}={v}", f"{declared}: hydra.sweeper.params.{k}") for k, v in params.items()]
+    candidates += [(o, f"command line override '{o}'") for o in extra]
+    parser = OverridesParser.create()
+    for text, where in candidates:
+        try:
+            override = parser.parse_override(text)
+        except Exception as exc:  # Hydra's grammar errors: Hydra reports them too, later
+            raise ConfigError(f"cannot parse the sweep '{text}': {exc}", file=where) from None
+        key = override.key_or_group
+        if key not in ranges or not override.is_sweep_override():
+            continue
+        if override.is_interval_sweep():
+            sweep = override.value()
+            values = [sweep.start, sweep.end]
+        else:
+            values = list(override.sweep_iterator())
+        source = ConfigSource(root=root)
+        for value in values:
+            try:
+                check_ranges(_nest(key, value), {key: ranges[key]}, source)
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, file=where) from None
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# trials
+
+
+@dataclass
+class Trial:
+    index: int
+    overrides: list[str]  # the full overrides of the job
+    swept: list[str]  # the overrides that differ between trials (what the table shows)
+    spec: PipelineSpec
+    choices: dict[str, Any]
+    keys: dict[str, str]  # stage name -> stage key
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.swept)
+
+
+@dataclass
+class TrialTask:
+    """What a worker needs to run one trial (pickled to it)."""
+
+    trial: Trial
+    sweep_id: str
+    trial_dir: str
+
+
+def stage_keys(spec: PipelineSpec, file_hash: Callable[[str], str]) -> dict[str, str]:
+    """A key per stage: the same key means the same outputs (same function, params, inputs)."""
+    from framework.spec import _lookup
+
+    keys: dict[str, str] = {}
+    for stage in spec.stages:
+        payload = {
+            "run": stage.run,
+            "source": file_hash(stage.source) if stage.source else None,
+            "params": {p: _lookup(spec.params, p) for p in stage.params},
+            "ins": {i.name: f"{keys[i.stage]}/{i.output}" if i.stage else file_hash(i.path)
+                    for i in stage.ins},
+            "schemas": {s: file_hash(s) for s in stage.schemas},
+            "outs": [o.path for o in stage.outs],
+        }
+        text = json.dumps(payload, sort_keys=True, default=repr)
+        keys[stage.name] = hashlib.sha256(text.encode()).hexdigest()
+    return keys
+
+
+class SweepSession:
+    """One sweep: composes, checks, runs and records the trials of each batch it is given."""
+
+    def __init__(self, root: Path, master: Any, config_loader: Any, jobs: int | None = None) -> None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.root = root
+        self.master = master
+        self.config_loader = config_loader
+        self.jobs = max(1, int(jobs or os.cpu_count() or 1))
+        self.sweep_id = sweep_id(root, master)
+        self.store = SweepStore(root, self.sweep_id)
+        self.previous = {r.key: r for r in self.store.results() if r.status == "ok"}
+        self.results: list[TrialResult] = []
+        self.total = self._planned_total()
+        self._parser = OverridesParser.create()
+        self._structures: dict[tuple[str, ...], Any] = {}
+        self._hashes: dict[str, str] = {}
+        self.started = time.perf_counter()
+        self.resumed = bool(self.previous)
+        self.primary: str | None = None
+        self.direction = "maximize"
+
+    def _planned_total(self) -> int | None:
+        n_trials = self.master.hydra.sweeper.get("n_trials")
+        return int(n_trials) if n_trials else None
+
+    # -- composition ------------------------------------------------------------------------
+
+    def _is_structural(self, override: Any) -> bool:
+        key = override.key_or_group
+        return (override.is_add() or override.is_delete() or override.is_force_add()
+                or key.startswith("hydra") or "/" in key or (self.root / "conf" / key).is_dir())
+
+    def compose(self, overrides: Sequence[str]) -> Any:
+        """The job config Hydra would compose for ``overrides`` (with the ``hydra`` node)."""
+        from omegaconf import OmegaConf
+        from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+        parsed = self._parser.parse_overrides(list(overrides))
+        structural = tuple(text for text, o in zip(overrides, parsed) if self._is_structural(o))
+        if structural not in self._structures:
+            self._structures[structural] = self.config_loader.load_sweep_config(
+                self.master, list(structural))
+        cfg = copy.deepcopy(self._structures[structural])
+        for text, override in zip(overrides, parsed):
+            if self._is_structural(override):
+                continue
+            try:
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+            except (ConfigAttributeError, ConfigKeyError):
+                raise ConfigError(f"'{override.key_or_group}' is not a key of the composed config",
+                                  file=f"command line override '{text}'",
+                                  hint=f"to add a new key, write +{text}") from None
+        return cfg
+
+    def prepare(self, index: int, overrides: Sequence[str], swept: Sequence[str]) -> Trial:
+        from omegaconf import OmegaConf
+
+        from framework.config import resolve
+
+        cfg = self.compose(overrides)
+        choices = {str(k): v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
+                   if not str(k).startswith("hydra")}
+        job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        source = ConfigSource(root=self.root, choices=choices, overrides=tuple(overrides))
+        spec = build_spec(resolve(job, source), source)
+        if spec.registration is None or not spec.registration.primary_metric:
+            raise ConfigError("a sweep needs a 'registry' block with a primary_metric to rank "
+                              "and register its trials", file="conf/config.yaml", key="registry")
+        return Trial(index=index, overrides=list(overrides), swept=list(swept), spec=spec,
+                     choices=choices, keys=stage_keys(spec, self._file_hash))
+
+    def _file_hash(self, rel: str) -> str:
+        if rel not in self._hashes:
+            path = self.root / rel
+            self._hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "absent"
+        return self._hashes[rel]
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run_batch(self, job_overrides: Sequence[Sequence[str]], initial_index: int) -> list[TrialResult]:
+        """Run one batch of jobs; return their results in the order of ``job_overrides``."""
+        swept = _varying(job_overrides, self.master)
+        trials = [self.prepare(initial_index + i, list(ov), swept[i])
+                  for i, ov in enumerate(job_overrides)]  # every config is checked first
+        reg = trials[0].spec.registration
+        assert reg is not None
+        self.primary, self.direction = reg.primary_metric, reg.direction
+        if not self.store.exists():
+            self.store.start(self._meta(trials[0]))
+        elif initial_index == 0:
+            self.store.start(self._meta(trials[0]))  # marks it the latest again
+        todo = [t for t in trials if t.key not in self.previous]
+        for t in trials:
+            if t.key in self.previous:
+                done = self.previous[t.key]
+                self._finish(done, resumed=True)
+        results: dict[str, TrialResult] = {t.key: self.previous[t.key] for t in trials
+                                           if t.key in self.previous}
+        if todo:
+            self._run_shared(todo)
+            for result in self._run_trials(todo):
+                results[trial_key(result.overrides)] = result
+                self.store.append(result)
+                self._finish(result)
+        return [results[t.key] for t in trials]
+
+    def _meta(self, trial: Trial) -> dict[str, Any]:
+        from omegaconf import OmegaConf
+
+        reg = trial.spec.registration
+        return {"id": self.sweep_id, "created_at": _now(),
+                "command": ["python", "-m", "framework", *self.master.hydra.overrides.task],
+                "task_overrides": list(self.master.hydra.overrides.task),
+                "sweeper": OmegaConf.to_container(self.master.hydra.sweeper, resolve=False),
+                "experiment": trial.choices.get("experiment"),
+                "model_name": reg.model_name if reg else None,
+                "primary_metric": self.primary, "direction": self.direction,
+                "planned_trials": self.total}
+
+    def _run_shared(self, trials: list[Trial]) -> None:
+        """Run, once, the stages whose key is the same in every trial."""
+        from framework import io
+        from framework.spec import _lookup
+        from framework.stage import StageCall, execute
+
+        first = trials[0]
+        t0 = time.perf_counter()
+        ran = []
+        for stage in first.spec.stages:
+            key = first.keys[stage.name]
+            if key in _MEMO or any(t.keys.get(stage.name) != key for t in trials):
+                continue
+            inputs = {}
+            for i in stage.ins:
+                if i.stage is None:
+                    inputs[i.name] = io.read(self.root / i.path)
+                elif first.keys[i.stage] in _MEMO:
+                    inputs[i.name] = _MEMO[first.keys[i.stage]][i.output]
+                else:
+                    break
+            else:
+                params = {p.rsplit(".", 1)[-1]: _lookup(first.spec.params, p) for p in stage.params}
+                _MEMO[key] = execute(StageCall.from_stage(stage), params, inputs, self.root)
+                ran.append(stage.name)
+        if ran:
+            _report(f"shared stages ran once for the sweep: {', '.join(ran)} "
+                    f"({time.perf_counter() - t0:.2f} s)")
+
+    def _run_trials(self, trials: list[Trial]):  # type: ignore[no-untyped-def]
+        tasks = [TrialTask(trial=t, sweep_id=self.sweep_id,
+                           trial_dir=str(self.store.trial_dir(t.index))) for t in trials]
+        workers = min(self.jobs, len(tasks))
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for task in tasks:
+                yield run_trial(task)
+            return
+        _preload()  # imported once here, inherited by every forked worker
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_init_worker) as pool:
+            pending: set[Future[TrialResult]] = {pool.submit(run_trial, task) for task in tasks}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+
+    def _finish(self, result: TrialResult, resumed: bool = False) -> None:
+        self.results.append(result)
+        best = winner(self.results, self.primary, self.direction)
+        total = self.total or "?"
+        mark = "✓" if result.status == "ok" else "✗"
+        what = " ".join(result.overrides) or "(defaults)"
+        if result.status == "ok":
+            value = result.value(self.primary)
+            shown = f"{self.primary} {value:.4f}" if value is not None else f"{self.primary} -"
+            best_text = f"best {best.value(self.primary):.4f}" if best else "best -"
+            tail = f"v{result.version} {result.decision}" if result.version else ""
+            line = f"{shown}  ({best_text})  {result.duration:5.2f} s  {tail}"
+        else:
+            line = f"failed: {(result.error or '').splitlines()[0][:120]}"
+        note = "  (recorded earlier)" if resumed else ""
+        _report(f"[{len(self.results):>3}/{total}] {mark} {what}  {line}{note}")
+
+
+def _varying(job_overrides: Sequence[Sequence[str]], master: Any) -> list[list[str]]:
+    """Each job's overrides minus those of the command line that every job shares."""
+    fixed = set(master.hydra.overrides.task)
+    return [[o for o in ov if o not in fixed] for ov in job_overrides]
+
+
+def _preload() -> None:
+    """Import what every trial needs (skops alone costs most of a second) before forking."""
+    import skops.io  # noqa: F401
+
+    import framework.registry.artifacts  # noqa: F401
+    import framework.registry.lineage  # noqa: F401
+    import framework.registry.sqlite  # noqa: F401
+
+
+def _init_worker() -> None:
+    try:  # one BLAS thread per worker: the workers already use every core
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------
+# one trial (runs in a worker)
+
+
+def run_trial(task: TrialTask) -> TrialResult:
+    """Run the stages of one trial in memory, save and register its model, never raise."""
+    from framework import io
+    from framework.spec import _lookup
+    from framework.stage import StageCall, execute
+
+    trial = task.trial
+    spec = trial.spec
+    root = spec.root
+    t0 = time.perf_counter()
+    base = TrialResult(index=trial.index, overrides=trial.swept, status="failed",
+                       params=spec.params, choices=trial.choices)
+    try:
+        values: dict[tuple[str, str], Any] = {}
+        for stage in spec.stages:
+            key = trial.keys[stage.name]
+            if key in _MEMO:
+                outputs = _MEMO[key]
+            else:
+                inputs = {i.name: values[(i.stage, i.output)] if i.stage else io.read(root / i.path)
+                          for i in stage.ins}
+                params = {p.rsplit(".", 1)[-1]: _lookup(spec.params, p) for p in stage.params}
+                outputs = execute(StageCall.from_stage(stage), params, inputs, root)
+            values.update({(stage.name, name): value for name, value in outputs.items()})
+        reg = spec.registration
+        assert reg is not None
+        evaluator = next(s for s in spec.stages if s.metrics and s.metrics.path == reg.metrics.path)
+        metrics = io.to_plain(values[(evaluator.name, "metrics")])
+        folder = Path(task.trial_dir)
+        io.write(folder / "model.skops", values[(reg.model.stage, reg.model.output)])
+        io.write(folder / "metrics.json", metrics)
+        registration = _register(task, folder / "model.skops", metrics)
+        base.status = "ok"
+        base.metrics = metrics
+        base.version = registration.version.version
+        base.decision = registration.version.status
+        base.gates_passed = all(v.passed for v in registration.verdicts)
+    except FrameworkError as exc:
+        base.error = str(exc)
+    except Exception as exc:  # a trial's own bug: recorded, the sweep goes on
+        base.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+    base.duration = round(time.perf_counter() - t0, 4)
+    base.finished_at = _now()
+    return base
+
+
+def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any:
+    from framework.registry import open_registry
+    from framework.registry.artifacts import sha256_file
+    from framework.registry.lineage import collect
+
+    spec = task.trial.spec
+    reg = spec.registration
+    assert reg is not None
+    cfg = spec.params["registry"]
+    schema = json.loads((spec.root / reg.input_schema).read_text())
+    lineage = collect(project_dir=spec.root, inputs={
+        "model": sha256_file(model_path),
+        "training_data": task.trial.keys[reg.model.stage],
+    })
+    with open_registry(spec.root / cfg.get("path", ".framework/registry")) as registry:
+        return registry.register(
+            reg.model_name, model_path, metrics=metrics, params=spec.params, input_schema=schema,
+            target=cfg.get("target"), gates=list(reg.gates), primary_metric=reg.primary_metric,
+            direction=reg.direction, lineage=lineage, sweep_id=task.sweep_id,
+            tags={"sweep": task.sweep_id, "trial": str(task.trial.index),
+                  "overrides": " ".join(task.trial.swept)})
+
+
+def ensure_not_nested() -> None:
+    """Sweeps run through the framework's launcher; other launchers would run ``dvc repro`` per
+    job, in parallel, on one workspace."""
+    raise UsageError("multirun jobs run through the framework's launcher "
+                     "(hydra/launcher: framework, the default of conf/config.yaml); "
+                     "another launcher would run `dvc repro` once per job in one workspace")

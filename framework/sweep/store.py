@@ -1,0 +1,168 @@
+"""Where a sweep's trials are recorded: ``.framework/sweeps/<sweep id>/``.
+
+- ``sweep.json``: what the sweep is (id, command line, search space, primary metric, direction);
+- ``trials.jsonl``: one JSON line per finished trial, appended by the one process that runs the
+  sweep and flushed to disk at once, so a sweep killed at any point keeps every finished trial
+  (a torn last line is ignored) and the same command resumes it;
+- ``trial-NNN/``: the model and metrics of each trial;
+- ``../LATEST``: the id of the latest sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework.errors import UsageError, did_you_mean
+
+SWEEPS_DIR = Path(".framework") / "sweeps"
+
+
+@dataclass
+class TrialResult:
+    index: int
+    overrides: list[str]  # the values this trial sweeps over, as Hydra overrides
+    status: str  # "ok" | "failed"
+    duration: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    version: int | None = None  # the registry version this trial produced
+    decision: str | None = None  # promoted / challenger / rejected
+    gates_passed: bool | None = None
+    finished_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.overrides)
+
+    def value(self, metric: str | None) -> float | None:
+        if metric is None or self.status != "ok":
+            return None
+        value = self.metrics.get(metric)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def trial_key(overrides: Iterable[str]) -> str:
+    return " ".join(sorted(overrides))
+
+
+def sweeps_root(root: Path) -> Path:
+    return root / SWEEPS_DIR
+
+
+class SweepStore:
+    def __init__(self, root: Path, sweep_id: str) -> None:
+        self.root = root
+        self.sweep_id = sweep_id
+        self.dir = sweeps_root(root) / sweep_id
+
+    @property
+    def meta_path(self) -> Path:
+        return self.dir / "sweep.json"
+
+    @property
+    def trials_path(self) -> Path:
+        return self.dir / "trials.jsonl"
+
+    def trial_dir(self, index: int) -> Path:
+        return self.dir / f"trial-{index:03d}"
+
+    def exists(self) -> bool:
+        return self.meta_path.is_file()
+
+    def start(self, meta: dict[str, Any]) -> None:
+        """Record the sweep's description (kept from its first start) and mark it the latest."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.meta_path.exists():
+            _write_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        _write_atomic(sweeps_root(self.root) / "LATEST", self.sweep_id + "\n")
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.meta_path.read_text())
+        except (OSError, ValueError):
+            return {"id": self.sweep_id}
+
+    def append(self, result: TrialResult) -> None:
+        line = json.dumps(asdict(result), sort_keys=True, default=str)
+        with open(self.trials_path, "a") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def results(self) -> list[TrialResult]:
+        """Every recorded trial, the latest record of each (a rerun of a failed trial wins)."""
+        found: dict[str, TrialResult] = {}
+        try:
+            lines = self.trials_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        for line in lines:
+            try:
+                data = json.loads(line)
+                result = TrialResult(**data)
+            except (ValueError, TypeError):
+                continue  # a line torn by a kill
+            found[result.key] = result
+        return sorted(found.values(), key=lambda r: r.index)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def list_sweeps(root: Path) -> list[str]:
+    base = sweeps_root(root)
+    if not base.is_dir():
+        return []
+    return sorted((p.name for p in base.iterdir() if (p / "sweep.json").is_file()),
+                  key=lambda name: (base / name / "sweep.json").stat().st_mtime)
+
+
+def open_sweep(root: Path, sweep_id: str | None = None) -> SweepStore:
+    """The sweep named ``sweep_id`` (or a unique prefix of it), or the latest one."""
+    known = list_sweeps(root)
+    if not known:
+        raise UsageError("no sweep recorded yet in this project: run one, e.g. "
+                         "`python -m framework +experiment=tune_logreg`")
+    if sweep_id is None:
+        latest = sweeps_root(root) / "LATEST"
+        sweep_id = latest.read_text().strip() if latest.is_file() else known[-1]
+    matches = [k for k in known if k == sweep_id] or [k for k in known if k.startswith(sweep_id)]
+    if not matches:
+        hint = did_you_mean(sweep_id, known)
+        raise UsageError(f"no sweep '{sweep_id}'" + (f"; {hint}" if hint else "")
+                         + f" (sweeps: {', '.join(known[-10:])})")
+    if len(matches) > 1:
+        raise UsageError(f"'{sweep_id}' names several sweeps: {', '.join(matches)}")
+    return SweepStore(root, matches[0])
+
+
+def ranked(results: Iterable[TrialResult], metric: str | None, direction: str) -> list[TrialResult]:
+    """Trials best first on ``metric``; failed trials and trials without the metric last."""
+    results = list(results)
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def order(r: TrialResult) -> tuple[int, float, int]:
+        value = r.value(metric)
+        return (0, sign * value, r.index) if value is not None else (1, 0.0, r.index)
+
+    return sorted(results, key=order)
+
+
+def winner(results: Iterable[TrialResult], metric: str | None, direction: str) -> TrialResult | None:
+    """The best trial on the primary metric among those that passed every gate."""
+    for r in ranked(results, metric, direction):
+        if r.value(metric) is not None and r.gates_passed is not False:
+            return r
+    return None
