@@ -1,0 +1,355 @@
+"""The Starlette app: routes, body limits, error bodies, metrics and alias following.
+
+Alias following: a server started on ``NAME@ALIAS`` (or ``NAME/latest``) asks the registry every
+``poll_interval`` seconds which version the alias names (one indexed SQLite read, in a worker
+thread). When it changed, the new version is loaded, its schema compiled and its numpy mode
+probed, all in that thread; then one attribute assignment swaps the served model. A request reads
+that attribute once when it starts and keeps its model to the end, so requests in flight finish on
+the version they began with and none fails. A version that cannot be loaded is logged and counted,
+and the previous one keeps serving (retried when the alias moves again, or after a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import framework
+from framework.registry import ModelRef, Registry, open_registry, parse_uri
+from framework.serve import protocol
+from framework.serve.metrics import Metrics
+from framework.serve.model import LoadedModel, load_version, quiet_feature_name_warning
+from framework.serve.openapi import openapi_spec
+from framework.serve.protocol import (ENDPOINT_NOT_FOUND, INTERNAL_ERROR, RESOURCE_LIMIT_EXCEEDED,
+                                      RequestError)
+
+log = logging.getLogger("framework.serve")
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_POLL_INTERVAL = 1.0
+#: Requests with more cells than this are checked and scored in a worker thread, so that a big
+#: batch does not hold up /ping and small requests; smaller ones run on the event loop thread,
+#: which is faster (a thread hop costs more than scoring a few rows).
+THREAD_CELLS = 20_000
+#: Bodies larger than this are parsed in a worker thread.
+THREAD_BODY_BYTES = 256 * 1024
+ENV_CONFIG = "FRAMEWORK_SERVE_CONFIG"
+ROUTES = ("/invocations", "/ping", "/health", "/version", "/metadata", "/metrics",
+          "/openapi.json")
+_RETRY_FAILED_SECONDS = 60.0
+_JSON = "application/json"
+
+
+class ServedModel:
+    """The model being served, and the registry it follows."""
+
+    def __init__(self, ref: ModelRef, registry: Registry, *, poll_interval: float,
+                 numpy_mode: bool = True) -> None:
+        self.ref = ref
+        self.registry = registry
+        self.poll_interval = poll_interval
+        self.numpy_mode = numpy_mode
+        self.follows = ref.alias is not None or ref.latest
+        mv = registry.resolve(ref)
+        #: The one reference requests read; replaced whole, never mutated.
+        self.current: LoadedModel = load_version(registry, mv, alias=self.alias,
+                                                 numpy_mode=numpy_mode)
+        self.openapi = openapi_spec(self.current)
+        self.last_error: str | None = None
+        self._failed: tuple[int, float] | None = None
+
+    @property
+    def alias(self) -> str | None:
+        return self.ref.alias or ("latest" if self.ref.latest else None)
+
+    def _target_version(self) -> int | None:
+        store = self.registry.store
+        if self.ref.alias is not None:
+            return store.alias_version(self.ref.name, self.ref.alias)
+        return store.latest_version(self.ref.name)
+
+    def poll_once(self) -> LoadedModel | None:
+        """Blocking: the newly loaded version when the alias moved, else None."""
+        target = self._target_version()
+        current = self.current.version.version
+        if target is None or target == current:
+            return None
+        if self._failed and self._failed[0] == target and \
+                time.monotonic() - self._failed[1] < _RETRY_FAILED_SECONDS:
+            return None
+        try:
+            mv = self.registry.get(self.ref.name, target)
+            loaded = load_version(self.registry, mv, alias=self.alias,
+                                  numpy_mode=self.numpy_mode)
+        except Exception as exc:  # keep serving the current version
+            self._failed = (target, time.monotonic())
+            self.last_error = f"v{target}: {type(exc).__name__}: {exc}"
+            raise
+        self._failed = None
+        self.last_error = None
+        return loaded
+
+    def swap(self, loaded: LoadedModel) -> None:
+        spec = openapi_spec(loaded)
+        previous = self.current
+        self.openapi = spec
+        self.current = loaded  # the atomic switch
+        log.info("%s@%s moved: now serving v%d (was v%d)", loaded.version.name, self.alias,
+                 loaded.version.version, previous.version.version)
+
+    async def follow(self, metrics: Metrics) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                loaded = await asyncio.to_thread(self.poll_once)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                metrics.load_failures += 1
+                log.error("%s@%s: cannot switch (%s); still serving v%d", self.ref.name,
+                          self.alias, exc, self.current.version.version)
+                continue
+            if loaded is not None:
+                self.swap(loaded)
+                metrics.switches += 1
+                metrics.model = (loaded.version.name, loaded.version.version, self.alias or "")
+
+
+# -- responses -------------------------------------------------------------------------------------
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(protocol.dumps(payload), status_code=status, media_type=_JSON)
+
+
+def error_response(err: RequestError) -> Response:
+    body: dict[str, Any] = {"error_code": err.code, "message": err.message}
+    if err.details is not None:
+        body["details"] = err.details
+    return json_response(body, err.status)
+
+
+# -- the app ---------------------------------------------------------------------------------------
+
+def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               poll_interval: float = DEFAULT_POLL_INTERVAL, numpy_mode: bool = True) -> Starlette:
+    """The ASGI app serving ``model_uri`` (``NAME@ALIAS``, ``NAME/3``, ``models:/NAME@ALIAS``).
+
+    The model is loaded here, before the app exists: an unknown model or a version that cannot be
+    loaded raises (:class:`~framework.errors.FrameworkError`). ``poll_interval`` <= 0 stops alias
+    following.
+    """
+    if max_body_bytes < 1:
+        raise ValueError("max_body_bytes must be positive")
+    quiet_feature_name_warning()
+    ref = parse_uri(model_uri)
+    reg = open_registry(registry, create=False)
+    try:
+        served = ServedModel(ref, reg, poll_interval=poll_interval, numpy_mode=numpy_mode)
+    except BaseException:
+        reg.close()
+        raise
+    metrics = Metrics(ROUTES)
+    mv = served.current.version
+    metrics.model = (mv.name, mv.version, served.alias or "")
+
+    async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+        model = served.current  # read once: this request keeps this version to the end
+        try:
+            kind = protocol.content_kind(request.headers.get("content-type"))
+            body = await read_body(request, max_body_bytes)
+            if len(body) > THREAD_BODY_BYTES:
+                table = await asyncio.to_thread(protocol.parse_body, body, kind,
+                                                one_column=model.one_column)
+            else:
+                table = protocol.parse_body(body, kind, one_column=model.one_column)
+            method = model.method(table.params)
+            cells = table.n_rows * max(len(table.columns or ()), len(model.columns or ()), 1)
+            if cells > THREAD_CELLS:
+                predictions = await asyncio.to_thread(score, model, table, method)
+            else:
+                predictions = score(model, table, method)
+            payload = protocol.dumps({"predictions": predictions})
+        except RequestError as err:
+            metrics.error("/invocations", err.code)
+            return error_response(err)
+        except Exception as exc:  # never a 5xx for an input: a clear 400 instead
+            log.debug("unexpected error scoring a request", exc_info=True)
+            metrics.error("/invocations", protocol.BAD_REQUEST)
+            return error_response(protocol.bad_request(
+                f"the request could not be scored ({type(exc).__name__}: "
+                f"{protocol.short(str(exc), 200)})"))
+        metrics.prediction(table.n_rows, time.perf_counter() - started)
+        return Response(payload, media_type=_JSON, headers={"x-model-version": model.tag})
+
+    async def ping(request: Request) -> Response:
+        return Response("\n", media_type=_JSON)
+
+    async def version(request: Request) -> Response:
+        return Response(framework.__version__, media_type="text/plain")
+
+    async def metadata(request: Request) -> Response:
+        return json_response(describe(served))
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(request: Request) -> Response:
+        return json_response(served.openapi)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            err = RequestError(404, ENDPOINT_NOT_FOUND,
+                               f"no route {protocol.short(request.url.path, 80)!r}; "
+                               f"routes: {', '.join(ROUTES)}")
+        elif exc.status_code == 405:
+            err = RequestError(405, protocol.BAD_REQUEST,
+                               f"{request.method} is not allowed on {request.url.path}")
+        else:
+            err = RequestError(exc.status_code, protocol.BAD_REQUEST, str(exc.detail))
+        metrics.error(request.url.path, err.code)
+        response = error_response(err)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected server error")
+        metrics.error(request.url.path, INTERNAL_ERROR)
+        return error_response(RequestError(500, INTERNAL_ERROR, "internal error"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if served.follows and poll_interval > 0:
+            task = asyncio.create_task(served.follow(metrics))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            reg.close()
+
+    routes = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/metadata", metadata, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.served = served
+    app.state.metrics = metrics
+    return app
+
+
+class MetricsMiddleware:
+    """Pure ASGI: times every HTTP request and counts it by route and status."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.request(scope["path"], scope["method"], status,
+                                 time.perf_counter() - started)
+
+
+def score(model: LoadedModel, table: protocol.Table, method: str) -> Any:
+    x = model.prepare(table)
+    return model.predict(x, method)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) one over ``limit`` from Content-Length or while streaming."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise protocol.bad_request("Content-Length is not a number") from None
+        if size > limit:
+            raise RequestError(413, RESOURCE_LIMIT_EXCEEDED,
+                               f"the body has {size} bytes, over the limit of {limit} bytes "
+                               "(--max-body-bytes); send smaller batches")
+    chunks = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestError(413, RESOURCE_LIMIT_EXCEEDED,
+                               f"the body is over the limit of {limit} bytes (--max-body-bytes); "
+                               "send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def describe(served: ServedModel) -> dict[str, Any]:
+    """The body of ``GET /metadata``."""
+    model = served.current
+    mv = model.version
+    return {
+        "name": mv.name,
+        "version": mv.version,
+        "alias": served.alias,
+        "uri": mv.uri,
+        "served_uri": str(served.ref),
+        "follows_alias": served.follows and served.poll_interval > 0,
+        "aliases": list(mv.aliases),
+        "status": mv.status,
+        "created_at": mv.created_at,
+        "sha256": mv.sha256,
+        "metrics": mv.metrics,
+        "primary_metric": mv.primary_metric,
+        "input_schema": model.schema,
+        "target": mv.target,
+        "model_class": f"{type(model.estimator).__module__}.{type(model.estimator).__name__}",
+        "predict_methods": list(model.methods),
+        "classes": model.classes,
+        "loaded_at": model.loaded_at,
+        "last_switch_error": served.last_error,
+        "framework_version": framework.__version__,
+    }
+
+
+def app_from_env() -> Any:
+    """Factory for ``uvicorn --factory`` (``--workers N``): the config comes from
+    ``$FRAMEWORK_SERVE_CONFIG`` (JSON with ``model_uri`` and create_app's keyword arguments)."""
+    config = json.loads(os.environ[ENV_CONFIG])
+    return create_app(config.pop("model_uri"), **config)

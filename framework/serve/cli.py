@@ -1,0 +1,176 @@
+"""``python -m framework serve MODEL [--host H] [--port P] [--workers N] ...``.
+
+Prints one line when the server is ready to answer (``serving NAME vN (alias) on http://H:P``)
+and then logs quietly: model switches and errors on stderr, no access log unless ``--access-log``.
+``--port 0`` picks a free port (the ready line says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from framework.errors import UsageError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would sys.exit; the CLI layer decides
+        raise UsageError(f"serve: {message}\n{self.format_usage().rstrip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from framework.serve.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_POLL_INTERVAL
+
+    p = _Parser(prog="python -m framework serve",
+                description="Serve a registered model over REST (MLflow scoring protocol).")
+    p.add_argument("model", help="NAME@ALIAS, NAME/VERSION or models:/NAME@ALIAS; an alias is "
+                   "followed when it moves, a version is fixed")
+    p.add_argument("--registry", default=None,
+                   help="registry folder (default: $FRAMEWORK_REGISTRY, params.yaml, "
+                        ".framework/registry)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+                   help=f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})")
+    p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL,
+                   help="seconds between checks of the alias (default 1; 0: do not follow)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"], help="default info")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        raise UsageError(f"serve: --workers must be at least 1, found {args.workers}")
+    if args.max_body_bytes < 1:
+        raise UsageError(f"serve: --max-body-bytes must be positive, found {args.max_body_bytes}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"serve: --port must be between 0 and 65535, found {args.port}")
+    _configure_logging(args.log_level, args.access_log)
+    if args.workers == 1:
+        return _serve_one(args)
+    return _serve_many(args)
+
+
+def _configure_logging(level: str, access_log: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("framework").setLevel(level.upper())
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+def _uvicorn_config(app: Any, args: argparse.Namespace, **extra: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                          access_log=args.access_log, server_header=False, lifespan="on",
+                          timeout_graceful_shutdown=5, **extra)
+
+
+def _ready_line(name: str, version: int, alias: str | None, host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"serving {name} v{version} ({alias or 'fixed version'}) on http://{shown}:{port}"
+
+
+def _serve_one(args: argparse.Namespace) -> int:
+    from framework.registry import resolve
+
+    resolve(args.model, registry=args.registry)  # an unknown model fails before the big imports
+    import uvicorn
+
+    from framework.serve.app import create_app
+
+    app = create_app(args.model, registry=args.registry, max_body_bytes=args.max_body_bytes,
+                     poll_interval=args.poll_interval)
+    served = app.state.served
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                port = self.servers[0].sockets[0].getsockname()[1]
+                mv = served.current.version
+                print(_ready_line(mv.name, mv.version, served.alias, args.host, port), flush=True)
+
+    server = Server(_uvicorn_config(app, args))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
+        pass
+    return 0 if server.started else 1
+
+
+def _serve_many(args: argparse.Namespace) -> int:
+    """``--workers N``: uvicorn's supervisor starts N processes, each building the app from
+    ``$FRAMEWORK_SERVE_CONFIG`` (see :func:`framework.serve.app.app_from_env`)."""
+    from uvicorn.supervisors import Multiprocess
+
+    from framework.registry import resolve
+    from framework.serve.app import ENV_CONFIG
+
+    mv = resolve(args.model, registry=args.registry)  # fail fast on an unknown model
+    registry = os.path.abspath(args.registry) if args.registry else None
+    os.environ[ENV_CONFIG] = json.dumps({
+        "model_uri": args.model, "registry": registry, "max_body_bytes": args.max_body_bytes,
+        "poll_interval": args.poll_interval})
+    config = _uvicorn_config("framework.serve.app:app_from_env", args, factory=True,
+                             workers=args.workers)
+    sock = config.bind_socket()
+    port = sock.getsockname()[1]
+    from framework.registry import parse_uri
+
+    ref = parse_uri(args.model)
+    alias = ref.alias or ("latest" if ref.latest else None)
+    stop = threading.Event()
+    threading.Thread(target=_announce_when_ready, daemon=True,
+                     args=(args.host, port, stop, _ready_line(mv.name, mv.version, alias,
+                                                              args.host, port))).start()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+    finally:
+        stop.set()
+        sock.close()
+    return 0
+
+
+def _announce_when_ready(host: str, port: int, stop: threading.Event, line: str) -> None:
+    import http.client
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    while not stop.is_set():
+        try:
+            conn = http.client.HTTPConnection(target, port, timeout=1)
+            conn.request("GET", "/metadata")
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            if resp.status == 200:
+                try:  # the version the workers actually loaded (the alias may have moved)
+                    meta = json.loads(body)
+                    line = _ready_line(meta["name"], meta["version"], meta["alias"], host, port)
+                except (ValueError, KeyError, TypeError):
+                    pass
+                print(line, flush=True)
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
