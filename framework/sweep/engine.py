@@ -66,11 +66,15 @@ def _report(line: str) -> None:
 
 
 def sweep_id(root: Path, master: Any) -> str:
-    """A stable id: the same command on the same conf/ and code resumes the same sweep."""
+    """A stable id: the same command on the same conf/ and code resumes the same sweep (the
+    number of parallel jobs aside)."""
     from omegaconf import OmegaConf
 
     digest = hashlib.sha256()
-    digest.update(json.dumps(list(master.hydra.overrides.task)).encode())
+    # how many processes run the trials changes nothing of their results
+    task = [o for o in master.hydra.overrides.task
+            if not o.lstrip("+~").startswith(("sweep.jobs=", "hydra.launcher.jobs="))]
+    digest.update(json.dumps(task).encode())
     digest.update(OmegaConf.to_yaml(master.hydra.sweeper).encode())
     for folder in ("conf", "pipelines", "schemas"):
         base = root / folder

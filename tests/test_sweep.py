@@ -1,0 +1,114 @@
+"""Sweeps: `python -m framework +experiment=x` and `-m key=a,b`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import cli_env, run, run_cli
+
+
+def show(root: Path, *args: str) -> dict:
+    proc = run_cli(root, "sweep", "show", *args, "--json", check=True)
+    return json.loads(proc.stdout)
+
+
+def test_grid_sweep_records_registers_and_shares_stages(project: Path) -> None:
+    proc = run_cli(project, "-m", "model.C=0.01,0.1,1", check=True)
+    assert "shared stages ran once for the sweep: ingest, split" in proc.stdout
+    assert proc.stdout.count("✓ model.C=") == 3  # a progress line per trial
+    data = show(project)
+    trials = data["trials"]
+    assert [t["status"] for t in trials] == ["ok"] * 3
+    assert sorted(t["version"] for t in trials) == [1, 2, 3]  # each trial registered
+    assert all(set(t["metrics"]) >= {"roc_auc", "accuracy", "log_loss"} for t in trials)
+    # the winner is the best trial on the primary metric among those that passed the gates
+    passing = [t for t in trials if t["gates_passed"]]
+    best = max(passing, key=lambda t: t["metrics"]["roc_auc"])
+    assert data["winner"] == best["index"]
+    table = run_cli(project, "sweep", "show", check=True).stdout
+    assert "★" in table and "roc_auc" in table
+
+    # a trial's params are exactly what the compiler writes to params.yaml for its overrides
+    run_cli(project, "compile", "model.C=0.1", check=True)
+    compiled = yaml.safe_load((project / "params.yaml").read_text())
+    trial = next(t for t in trials if t["overrides"] == ["model.C=0.1"])
+    assert trial["params"] == compiled
+
+
+def test_failed_trial_is_recorded_and_the_sweep_goes_on(project: Path) -> None:
+    # l1_ratio=1 asks lbfgs for an l1 penalty: scikit-learn refuses it when fitting
+    proc = run_cli(project, "-m", "+model.l1_ratio=0,1")
+    assert proc.returncode == 0, proc.stderr
+    trials = {t["overrides"][0]: t for t in show(project)["trials"]}
+    assert trials["+model.l1_ratio=0"]["status"] == "ok"
+    failed = trials["+model.l1_ratio=1"]
+    assert failed["status"] == "failed" and "only 'l2' or None penalties" in failed["error"]
+    assert "failed" in run_cli(project, "sweep", "show", check=True).stdout
+
+
+def test_sweep_outside_its_range_is_refused_before_anything_runs(project: Path) -> None:
+    proc = run_cli(project, "-m", "model.C=0.1,100000")
+    assert proc.returncode == 2
+    assert ("command line override 'model.C=0.1,100000': model.C = 100000 is above its range "
+            "maximum 10000.0 (ranges.model.C)") in proc.stderr
+    experiment = project / "conf/experiment/wide.yaml"
+    experiment.write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n"
+                          "    params:\n      split.test_size: 0.2,0.7\n")
+    proc = run_cli(project, "+experiment=wide")
+    assert proc.returncode == 2
+    assert ("conf/experiment/wide.yaml: hydra.sweeper.params.split.test_size: split.test_size = "
+            "0.7 is above its range maximum 0.5") in proc.stderr
+    assert not (project / ".framework/sweeps").exists()
+    assert not (project / ".framework/registry").exists()
+
+
+def test_experiment_sweep_resumes_after_a_kill(project: Path) -> None:
+    cmd = [sys.executable, "-m", "framework", "+experiment=tune_logreg", "sweep.jobs=1"]
+    proc = subprocess.Popen(cmd, cwd=project, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    finished = 0
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        finished += line.startswith("[") and " ✓ " in line
+        if finished == 3 or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert finished == 3
+    done_before = show(project)["trials"]
+    assert 3 <= len(done_before) < 20
+
+    again = run_cli(project, "+experiment=tune_logreg", check=True)
+    assert again.stdout.count("(recorded earlier)") == len(done_before)
+    data = show(project)
+    assert len(data["trials"]) == 20 and all(t["status"] == "ok" for t in data["trials"])
+    versions = [t["version"] for t in data["trials"]]
+    assert len(set(versions)) == 20  # no trial registered twice
+    assert data["sweep"]["id"].startswith("tune_logreg-")
+
+
+def test_apply_writes_the_winner_into_conf_and_dvc_repro_reproduces_it(dvc_project: Path) -> None:
+    root = dvc_project
+    run_cli(root, "-m", "model.C=0.02,0.05", "split.test_size=0.3", check=True)
+    data = show(root)
+    best = next(t for t in data["trials"] if t["index"] == data["winner"])
+    proc = run_cli(root, "sweep", "apply", check=True)
+    assert "conf/model/logistic_regression.yaml: C: 1.0 ->" in proc.stdout
+    assert "conf/config.yaml: split.test_size: 0.25 -> 0.3" in proc.stdout
+    model_file = (root / "conf/model/logistic_regression.yaml").read_text()
+    assert f"C: {best['params']['model']['C']}" in model_file
+    assert "# The default pipeline" in (root / "conf/config.yaml").read_text()  # comments kept
+    assert run_cli(root, "compile", "--check").returncode == 0
+    run(root, "dvc", "repro")
+    metrics = json.loads((root / "metrics/evaluate.json").read_text())
+    assert metrics == best["metrics"]
