@@ -1,0 +1,153 @@
+"""Sweep benchmark: a 20-trial grid of logistic regression on the default dataset, three ways.
+
+1. a bare Python loop: the same fits and evaluations, in one fresh process (imports included);
+2. this framework: ``python -m framework +experiment=tune_logreg`` in a fresh copy of the project
+   (composition, checks, shared stages once, parallel trials, each trial recorded, its model
+   saved and registered);
+3. DVC's own way: ``dvc exp run -S ...`` for each trial (on a few trials, extrapolated per trial:
+   it costs seconds each).
+
+It prints seconds per trial for each, the framework's overhead per trial
+((framework time - bare loop time) / trials) and the ratios.
+
+    python benchmarks/sweep.py [--dvc-trials 4] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+C_VALUES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30]
+WEIGHTS = [None, "balanced"]
+
+BARE_LOOP = r"""
+import time
+t0 = time.perf_counter()
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+frame = load_breast_cancer(as_frame=True).frame
+train, test = train_test_split(frame, test_size=0.25, random_state=42, stratify=frame["target"])
+X, y = train.drop(columns=["target"]), train["target"]
+Xt, yt = test.drop(columns=["target"]), test["target"].to_numpy()
+results = []
+for C in %(cs)r:
+    for weight in %(weights)r:
+        model = Pipeline([("preprocess", StandardScaler()),
+                          ("model", LogisticRegression(C=C, class_weight=weight, max_iter=1000))])
+        model.fit(X, y)
+        predicted, proba = model.predict(Xt), model.predict_proba(Xt)
+        results.append({
+            "accuracy": skm.accuracy_score(yt, predicted),
+            "precision": skm.precision_score(yt, predicted, zero_division=0),
+            "recall": skm.recall_score(yt, predicted, zero_division=0),
+            "f1": skm.f1_score(yt, predicted, zero_division=0),
+            "roc_auc": skm.roc_auc_score(yt, proba[:, 1]),
+            "log_loss": skm.log_loss(yt, proba),
+        })
+        skm.roc_curve(yt, proba[:, 1])
+print(len(results), max(r["roc_auc"] for r in results))
+"""
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
+    e["DVC_NO_ANALYTICS"] = "1"
+    return e
+
+
+def sh(cmd: list[str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return took
+
+
+def make_project(base: Path) -> Path:
+    root = base / "project"
+    root.mkdir(parents=True)
+    for part in ("conf", "pipelines", "schemas"):
+        shutil.copytree(REPO / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.com"],
+                ["git", "config", "user.name", "bench"]):
+        sh(cmd, root)
+    sh([sys.executable, "-m", "dvc", "init", "-q"], root)
+    sh([sys.executable, "-m", "framework", "compile"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "project"], root)
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dvc-trials", type=int, default=4,
+                        help="trials to run with `dvc exp run` (0 to skip)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, median kept")
+    args = parser.parse_args()
+    trials = len(C_VALUES) * len(WEIGHTS)
+
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
+        base = Path(tmp)
+        loop_file = base / "loop.py"
+        loop_file.write_text(BARE_LOOP % {"cs": C_VALUES, "weights": WEIGHTS})
+        bare = statistics.median(sh([sys.executable, str(loop_file)], base)
+                                 for _ in range(args.repeat))
+        ours = []
+        for i in range(args.repeat):
+            root = make_project(base / f"ours-{i}")
+            ours.append(sh([sys.executable, "-m", "framework", "+experiment=tune_logreg"], root))
+        framework = statistics.median(ours)
+
+        dvc = None
+        if args.dvc_trials:
+            root = make_project(base / "dvc")
+            sh([sys.executable, "-m", "dvc", "repro"], root)  # the baseline experiments start from
+            sh(["git", "add", "-A"], root)
+            sh(["git", "commit", "-qm", "baseline"], root)
+            grid = list(itertools.product(C_VALUES, WEIGHTS))[: args.dvc_trials]
+            t0 = time.perf_counter()
+            for c, weight in grid:
+                sh([sys.executable, "-m", "dvc", "exp", "run", "-S", f"model.C={c}",
+                    "-S", f"model.class_weight={'null' if weight is None else weight}"], root)
+            dvc = (time.perf_counter() - t0) / len(grid)
+
+    rows = [("bare Python loop (one process)", bare / trials),
+            ("framework sweep (+experiment=tune_logreg)", framework / trials)]
+    if dvc is not None:
+        rows.append((f"dvc exp run -S per trial ({args.dvc_trials} trials, per trial)", dvc))
+    width = max(len(r[0]) for r in rows)
+    print(f"{trials}-trial grid of logistic regression, breast cancer, {os.cpu_count()} cores, "
+          f"median of {args.repeat} (wall time of each whole command, imports included)\n")
+    print(f"{'way':<{width}}  {'s/trial':>9}  {'total s':>8}")
+    for name, per in rows:
+        print(f"{name:<{width}}  {per:9.4f}  {per * trials:8.2f}")
+    overhead = (framework - bare) / trials
+    print(f"\nframework overhead per trial: {overhead * 1000:.1f} ms "
+          f"((framework - bare loop) / {trials}; target < 25 ms)")
+    if dvc is not None:
+        print(f"framework vs dvc exp run: {dvc / (framework / trials):.0f}x faster per trial "
+              "(target >= 50x)")
+
+
+if __name__ == "__main__":
+    main()
