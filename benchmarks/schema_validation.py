@@ -167,6 +167,12 @@ def main() -> None:
     results.append(("framework.schema (+ compile)", best(compile_and_check, args.repeat),
                     "full table, compile included"))
 
+    import platform
+    from importlib.metadata import version
+
+    libs = ", ".join(f"{p} {version(p)}" for p in ("numpy", "pandas", "jsonschema",
+                                                    "fastjsonschema", "pandera"))
+    print(f"python {platform.python_version()}, {libs}")
     print(f"{n:,} rows x {df.shape[1]} columns; best of {args.repeat} runs "
           f"(row-by-row methods: 1 run on {m:,} rows)")
     header = ("method", "rows/s", "time (s)", "vs ours", "measured on")
@@ -180,6 +186,8 @@ def main() -> None:
                         for j, (cell, w) in enumerate(zip(row, widths))).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
+    print("vs ours: the method's time / framework.schema (compiled) time; row-by-row times "
+          "exclude building the row dicts")
 
 
 if __name__ == "__main__":

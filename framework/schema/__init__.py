@@ -7,9 +7,27 @@ The same file validates a stage's input or output, a served request and a drift 
     validate(df, schema, what="stage 'split', output 'train' (data/train.parquet)")  # raises
     request = conform(request_df, schema)     # serving: columns in schema order, safe casts
 
+Semantics: the verdict is jsonschema's (``Draft202012Validator``, formats ``date`` and
+``date-time`` asserted) on each row converted to a JSON object, where
+
+* a missing cell (NaN, None, pd.NA, NaT) is ``null``: the key is there, with value null, so
+  ``{"type": ["number", "null"]}`` declares a nullable column;
+* a column absent from the DataFrame is an absent key: a ``required`` violation if required,
+  otherwise nothing about it is checked; a column not in ``properties`` is an extra key
+  (``additionalProperties``); an empty table breaks no row rule (use ``x-min-rows``);
+* ``3.0`` is an integer, ``True`` is not a number, ints and floats compare exactly (``2**53 + 1``
+  is above ``9007199254740992.0``), ``±inf`` is a number beyond every bound, not an integer, a
+  multiple of nothing (jsonschema itself raises on inf with a float ``multipleOf``);
+* datetimes are ISO 8601 strings (a naive one has no offset, so it is not a ``date-time``);
+* rows are numbered by position, from 0; column labels that are not strings are ``str()``-ed.
+
+Table-level keywords at the root: ``x-min-rows``, ``x-max-rows``, ``x-not-null`` (columns without
+nulls), ``x-unique`` (columns, or lists of columns for composite keys; rows whose key has a null are
+not compared, as in SQL). Other ``x-`` keywords are ignored.
+
 Importing this package is cheap: pandas, numpy and jsonschema are imported on first use.
 See :mod:`framework.schema.engine` for how a schema is compiled and
-:mod:`framework.schema.columns` for how cells map to JSON values (missing cell = ``null``).
+:mod:`framework.schema.columns` for how cells map to JSON values.
 """
 
 from __future__ import annotations

@@ -80,9 +80,8 @@ class Column:
         self._objects = objects       # other: JSON values, None for null
         self._has_null: bool | None = None
         self._extremes: tuple | None = None
-        if null is None and kind in (BOOLEAN, OTHER, STRING) or (kind == NUMBER and integral
-                                                                and null is None):
-            self._has_null = False
+        if null is None and (kind == BOOLEAN or (kind == NUMBER and integral)):
+            self._has_null = False  # numpy bool/int columns cannot hold a missing value
         self._lengths: np.ndarray | None = None
         self._factorized: tuple[np.ndarray, list] | None = None
 

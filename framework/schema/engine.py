@@ -23,11 +23,12 @@ How a schema is compiled (:meth:`CompiledSchema.describe` prints it):
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,8 @@ VECTORIZED = frozenset({
     "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
     "multipleOf", "minLength", "maxLength", "pattern", "format",
 })
-# Keywords that never apply to an object: a no-op at the root, where every instance is a row.
+# Keywords that never apply to an object: a no-op at the root, where every instance is a row
+# (the root's own "type" must admit "object": validate_row_schema refuses a schema otherwise).
 _ROOT_NOOP = frozenset({
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
     "maxLength", "pattern", "format", "items", "prefixItems", "contains", "minItems", "maxItems",
@@ -71,6 +73,7 @@ def _null1() -> Column:
     return _NULL1
 
 
+@lru_cache(maxsize=1)
 def _validator_keywords() -> frozenset[str]:
     from jsonschema import Draft202012Validator
 
@@ -157,6 +160,7 @@ class CompiledSchema:
         from jsonschema import Draft202012Validator
 
         validate_row_schema(schema, source=source)
+        schema = copy.deepcopy(schema)  # the caller may go on editing theirs
         self.schema = schema
         self.source = source
         self._validator = Draft202012Validator(schema, format_checker=format_checker())
@@ -165,9 +169,6 @@ class CompiledSchema:
         self._patterns = [(p, re.compile(p), s)
                           for p, s in schema.get("patternProperties", {}).items()]
         self.additional: Any = schema.get("additionalProperties", True)
-        root_type = schema.get("type")
-        self._root_type_ok = (root_type is None or root_type == "object"
-                              or (isinstance(root_type, list) and "object" in root_type))
         keywords = _validator_keywords()
         root_keys = [k for k in schema if k in keywords]
         self._full_fallback = "unevaluatedProperties" in schema
@@ -316,10 +317,6 @@ class CompiledSchema:
             self._table_columns(df, position, column, found)
             return found
         if n:
-            if not self._root_type_ok:
-                found.append(_Finding(None, "type", self.schema.get("type"), None,
-                                      message=f"rows: a row is an object, the schema's type is "
-                                              f"{show(self.schema.get('type'))} (all {n:,} rows)"))
             for name in self.required:
                 if name not in position:
                     found.append(_Finding(name, "required", None, None, message=(
@@ -458,11 +455,16 @@ class CompiledSchema:
             if not all(k in position for k in key):
                 continue
             js = [position[k] for k in key]
-            frame = df.iloc[:, js]
             nulls = np.zeros(len(df), dtype=bool)
             for j in js:
                 nulls |= column(j).null
-            dup = frame.duplicated(keep="first").to_numpy() & ~nulls
+            try:
+                dup = df.iloc[:, js].duplicated(keep="first").to_numpy()
+            except TypeError:  # unhashable cells (lists): compare their JSON text
+                texts = [[json.dumps(v, sort_keys=True, default=str)
+                          for v in column(j).json_values()] for j in js]
+                dup = pd.Series(list(zip(*texts))).duplicated(keep="first").to_numpy()
+            dup = dup & ~nulls
             if dup.any():
                 label = key[0] if len(key) == 1 else None
                 found.append(_Finding(label, "x-unique", key, dup, value_cols=tuple(js)))

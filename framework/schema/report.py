@@ -68,7 +68,10 @@ class Violation:
     """One rule broken by one column (``column`` is None for a table-level or whole-row rule).
 
     ``count`` is how many rows break the rule; ``rows`` are the first few of them (0-based
-    positions) and ``values`` their cell values. ``expected`` is the keyword's value in the schema.
+    positions) and ``values`` their cell values (a list per row for a composite ``x-unique``).
+    ``expected`` is the keyword's value in the schema. When every row fails for a reason of
+    shape (a required column is absent, a column is not allowed) ``rows`` and ``values`` are
+    empty; for ``x-min-rows``/``x-max-rows`` ``count`` is 1 (the table).
     """
 
     column: str | None

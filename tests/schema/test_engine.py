@@ -160,6 +160,9 @@ def test_table_keywords():
     assert "columns 'a', 'b': 2 rows repeat the key of an earlier row (x-unique) " \
            "(rows 2, 4: [1, \"y\"], [2, \"x\"])" in messages
     assert check_table(df.iloc[:0], {"type": "object", "x-max-rows": 0}).ok
+    lists = pd.DataFrame({"l": [[1], [1], [2]]})  # unhashable cells compare by JSON text
+    (v,) = check_table(lists, {"type": "object", "x-unique": ["l"]}).violations
+    assert (v.rule, v.rows, v.values) == ("x-unique", [1], [[1]])
 
 
 def test_duplicate_and_non_string_column_names():
