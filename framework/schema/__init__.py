@@ -33,6 +33,7 @@ See :mod:`framework.schema.engine` for how a schema is compiled and
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ __all__ = [
 
 _CACHE: OrderedDict[tuple[str, str | None], CompiledSchema] = OrderedDict()
 _CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()
 
 
 def __getattr__(name: str) -> Any:
@@ -80,14 +82,16 @@ def compile_schema(schema: dict, *, source: str | None = None) -> CompiledSchema
         key = (json.dumps(schema, allow_nan=True), source)
     except (TypeError, ValueError):
         return CompiledSchema(schema, source=source)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
     compiled = CompiledSchema(schema, source=source)
-    _CACHE[key] = compiled
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        _CACHE[key] = compiled
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return compiled
 
 

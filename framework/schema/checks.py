@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -224,6 +224,3 @@ def check_strings(col: Column, predicate: Callable[[str], bool]) -> np.ndarray |
         return None
     return col.string_failures(predicate)
 
-
-def any_rows(masks: Iterable[np.ndarray | None]) -> bool:
-    return any(m is not None and m.any() for m in masks)

@@ -63,14 +63,10 @@ _ROOT_KEYS_ONLY = frozenset({"minProperties", "maxProperties", "propertyNames", 
 _ROOT_HANDLED = frozenset({"type", "properties", "patternProperties", "additionalProperties",
                            "required"})
 TABLE_KEYWORDS = ("x-min-rows", "x-max-rows", "x-not-null", "x-unique")
-_NULL1 = None  # a one-row all-null Column, built on first use
-
-
+@lru_cache(maxsize=1)
 def _null1() -> Column:
-    global _NULL1
-    if _NULL1 is None:
-        _NULL1 = column_from_series(pd.Series([None], dtype=object))
-    return _NULL1
+    """A one-row column holding null: what a check says about a categorical's missing cells."""
+    return column_from_series(pd.Series([None], dtype=object))
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +80,7 @@ def _validator_keywords() -> frozenset[str]:
 class Check:
     rule: str
     expected: Any
-    run: Any  # Callable[[Column], np.ndarray | None]
+    run: Any  # checks.CheckFn: Column -> failing rows mask, or None
 
     def allows_column(self, name: str) -> bool:
         """Whether a column ``name`` may appear (False: additionalProperties forbids it)."""
