@@ -6,7 +6,7 @@ a model is saved, checked or loaded)::
     from framework import registry
 
     model = registry.load("breast_cancer@champion")          # also "breast_cancer/3",
-    mv = registry.resolve("models:/breast_cancer@champion")  # "models:/breast_cancer/3", ".../latest"
+    mv = registry.resolve("models:/breast_cancer@champion")  # "models:/breast_cancer/3"
     mv.version, mv.metrics, mv.input_schema, mv.serving_schema(), mv.artifact_path, mv.lineage
 
     with registry.open_registry() as reg:                    # the Registry the CLI uses
@@ -31,7 +31,11 @@ _EXPORTS: dict[str, str] = {
     "CHAMPION": "store", "AliasConflict": "store", "AliasMove": "store", "ModelVersion": "store",
     "Store": "store",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CHAMPION", "AliasConflict", "AliasMove", "Gate", "ModelRef", "ModelVersion", "Registration",
+    "Registry", "Store", "Verdict", "compare", "decide", "load", "open_registry", "parse_gates",
+    "parse_uri", "registry_path", "resolve",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from framework.registry.core import (ModelRef, Registration, Registry, compare, decide, load,

@@ -18,8 +18,7 @@ import re
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from framework.errors import RegistryError, UsageError, did_you_mean
 from framework.registry import artifacts
 from framework.registry.gates import Gate, Verdict, evaluate, is_better
 from framework.registry.store import (CHAMPION, AliasConflict, AliasMove, ModelVersion, Store,
-                                      crash_point)
+                                      crash_point, utc_now)
 
 DEFAULT_PATH = ".framework/registry"
 ENV_REGISTRY = "FRAMEWORK_REGISTRY"
@@ -37,10 +36,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _URI_RE = re.compile(r"^(?:models:/)?(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
 _CAS_ATTEMPTS = 200
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def user_actor() -> str:
@@ -80,7 +75,8 @@ class ModelRef:
 
 
 def parse_uri(uri: str) -> ModelRef:
-    """Parse ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME/latest``, each optionally ``models:/``-prefixed."""
+    """Parse ``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME/latest``, each with or without a
+    ``models:/`` prefix."""
     m = _URI_RE.match(str(uri).strip())
     if not m:
         raise UsageError(f"cannot read model reference {uri!r}; expected NAME@ALIAS or "
@@ -337,7 +333,8 @@ class Registry:
             promote, status, reasons = decide(verdicts, metrics, champion, primary_metric,
                                               direction)
             row = ModelVersion(
-                name=name, version=0, aliases=(), artifact_path=artifacts.ArtifactStore.relpath(sha),
+                name=name, version=0, aliases=(),
+                artifact_path=artifacts.ArtifactStore.relpath(sha),
                 sha256=sha, metrics=metrics, params=dict(params or {}),
                 input_schema=None if input_schema is None else dict(input_schema), target=target,
                 lineage=full_lineage, created_at=utc_now(), status=status,

@@ -12,10 +12,11 @@ Rules:
 
 ``min``                   value >= threshold
 ``max``                   value <= threshold
-``max_drop_vs_champion``  how much worse than the current champion the value may be, direction-aware:
-                          ``champion - value`` when higher is better, ``value - champion`` when lower
-                          is better; passes when that drop <= threshold. Without a champion (or when
-                          the champion has no value for the metric) it passes.
+``max_drop_vs_champion``  how much worse than the current champion the value may be,
+                          direction-aware: ``champion - value`` when higher is better,
+                          ``value - champion`` when lower is better; passes when that drop
+                          <= threshold. Without a champion (or when the champion has no value
+                          for the metric) it passes.
 
 Which way is better for a metric (used by ``max_drop_vs_champion`` only) is decided, in order, by:
 the entry's own ``direction`` (``maximize`` / ``minimize``); ``registry.direction`` when the metric

@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 from framework.errors import RegistryError
-from framework.registry.store import AliasConflict, AliasMove, ModelVersion, Store, crash_point
+from framework.registry.store import (AliasConflict, AliasMove, ModelVersion, Store, crash_point,
+                                      utc_now)
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,6 @@ _DDL = (
 _VERSION_COLUMNS = ("name, version, sha256, artifact, size, created_at, status, primary_metric, "
                     "direction, target, sweep_id, metrics, params, input_schema, gates, reasons, "
                     "lineage")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _dumps(obj: Any) -> str:

@@ -19,7 +19,8 @@ The receipt (JSON, written atomically) has these stable keys:
 ``uri``                ``models:/<model>/<version>``
 ``promoted``           bool: the version became champion
 ``alias``              ``"champion"`` when promoted, else null
-``status``             ``promoted`` | ``challenger`` (gates passed, champion not beaten) | ``rejected``
+``status``             ``promoted``, ``challenger`` (gates passed, champion not beaten) or
+                       ``rejected`` (a gate failed)
 ``champion``           the champion's version after this run (int or null)
 ``previous_champion``  the champion's version before this run (int or null)
 ``reasons``            list of human-readable reasons for the decision

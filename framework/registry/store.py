@@ -12,11 +12,17 @@ import os
 import signal
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from framework.errors import RegistryError
 
 CHAMPION = "champion"
+
+
+def utc_now() -> str:
+    """The time now, UTC, ISO 8601 with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,8 @@ def crash_point(name: str) -> None:
     """Test seam: die at once (SIGKILL) when ``$FRAMEWORK_REGISTRY_CRASH_AT`` names this point.
 
     Lets the tests kill a real registering process at a known step and check that the registry is
-    still consistent afterwards. Points: ``artifact-partial``, ``after-artifact``, ``in-transaction``.
+    still consistent afterwards. Points: ``artifact-partial``, ``after-artifact``,
+    ``in-transaction``.
     """
     if os.environ.get(CRASH_ENV) == name:
         if hasattr(signal, "SIGKILL"):

@@ -41,7 +41,8 @@ def test_parallel_registration_into_a_registry_that_does_not_exist_yet(
         time.sleep(0.01)  # every worker has imported and waits at the start line
     start.touch()
     results = [p.communicate(timeout=120) for p in procs]
-    failures = [(p.returncode, err) for p, (_, err) in zip(procs, results) if p.returncode != 0]
+    failures = [(p.returncode, err) for p, (_, err) in zip(procs, results, strict=True)
+                if p.returncode != 0]
     assert failures == []
     receipts = [json.loads(out) for out, _ in results]
     assert sorted(r["version"] for r in receipts) == list(range(1, N_PROCESSES + 1))
@@ -56,7 +57,7 @@ def test_parallel_registration_into_a_registry_that_does_not_exist_yet(
         assert champion.metrics["roc_auc"] == max(scores) / 10000
         history = reg.history("bc")
         assert history[0].from_version is None
-        for before, after in zip(history, history[1:]):
+        for before, after in zip(history, history[1:], strict=False):
             assert after.from_version == before.to_version  # no silent overwrite of a move
         promoted = [r for r in receipts if r["promoted"]]
         assert sorted(r["version"] for r in promoted) == sorted(m.to_version for m in history)

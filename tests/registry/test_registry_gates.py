@@ -27,7 +27,8 @@ def test_parse_gates_one_gate_per_rule() -> None:
 
 @pytest.mark.parametrize("raw, key, match", [
     pytest.param([{"metric": "roc_aux", "min": 0.9}], "gates[0].metric",
-                 r"unknown metric 'roc_aux'.*\n  hint: did you mean 'roc_auc'\?", id="unknown-metric"),
+                 r"unknown metric 'roc_aux'.*\n  hint: did you mean 'roc_auc'\?",
+                 id="unknown-metric"),
     pytest.param([{"metric": "roc_auc", "min": 0.9}, {"metric": "f1", "minn": 0.5}],
                  "gates[1].minn", r"unknown gate key 'minn'.*\n  hint: did you mean 'min'\?",
                  id="unknown-rule"),
