@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import UsageError
-from framework.registry.core import (ModelRef, Registry, compare, flatten, open_registry,
-                                     parse_uri, registry_path)
+from framework.registry.core import (ModelRef, compare, flatten, open_registry, parse_uri,
+                                     registry_path)
 from framework.registry.store import CHAMPION, ModelVersion
 
 PROG = "python -m framework registry"
@@ -173,7 +173,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_text(reg: Registry, mv: ModelVersion) -> None:
+def _show_text(mv: ModelVersion) -> None:
     console = _console()
     lin = mv.lineage
     git = lin.get("git") or {}
@@ -234,7 +234,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(mv.to_dict())
         else:
-            _show_text(reg, mv)
+            _show_text(mv)
     return 0
 
 

@@ -398,8 +398,17 @@ def resolve(uri: str, *, registry: str | os.PathLike[str] | None = None) -> Mode
         return reg.resolve(uri)
 
 
-def load(uri: str, *, registry: str | os.PathLike[str] | None = None) -> Any:
-    """The fitted estimator a URI names, e.g. ``load("breast_cancer@champion")``."""
+def load(uri: str | ModelVersion, *, registry: str | os.PathLike[str] | None = None) -> Any:
+    """The fitted estimator a URI names, e.g. ``load("breast_cancer@champion")``.
+
+    Given a :class:`ModelVersion` (from :func:`resolve`), loads exactly that version's artifact
+    (hash-checked) without looking at the registry again: serving resolves once, then loads what
+    it resolved even if the alias moves in between.
+    """
+    if isinstance(uri, ModelVersion):
+        what = f"{uri.name} version {uri.version}"
+        path = artifacts.verify_file(uri.artifact_path, uri.sha256, what=what)
+        return artifacts.load_model(path, what=what)
     with open_registry(registry, create=False) as reg:
         return reg.load(uri)
 

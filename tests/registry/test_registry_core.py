@@ -109,6 +109,10 @@ def test_register_estimator_and_load_by_every_uri_form(reg: Registry, fitted: An
         np.testing.assert_allclose(model.predict_proba(dataset.data), expected)
         assert registry.resolve(uri, registry=reg.root).sha256 == r.version.sha256
     assert registry.resolve("breast_cancer/latest", registry=reg.root).version == 2
+    # serving resolves once and loads exactly that version, whatever the alias does next
+    mv = registry.resolve("breast_cancer@champion", registry=reg.root)
+    reg.set_alias("breast_cancer", 2, "champion")
+    np.testing.assert_allclose(registry.load(mv).predict_proba(dataset.data), expected)
 
 
 @pytest.mark.parametrize("uri, exc, match", [
