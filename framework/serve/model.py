@@ -151,7 +151,8 @@ class LoadedModel:
     columns: list[str] | None          # schema order: the order of positional rows
     features: list[str] | None         # the order the model takes its columns in
     plan: NumericPlan | None           # columns in the model's order
-    numpy_mode: bool
+    numpy_mode: bool                   # fitted on a DataFrame, scored on matrices (checked)
+    array_input: bool                  # fitted on arrays: scored on matrices in schema order
     methods: tuple[str, ...]
     loaded_at: float = field(default_factory=time.time)
     _positions: dict[tuple[str, ...], np.ndarray | None] = field(default_factory=dict,
@@ -201,7 +202,7 @@ class LoadedModel:
             if self.plan is not None and not table.maybe_bool:
                 x = self._fast(columns, table.rows)
                 if x is not None:
-                    return x if self.numpy_mode else self._frame(x)
+                    return x if self.numpy_mode or self.array_input else self._frame(x)
             frame = self._to_frame(columns, table.rows, table.source)
         else:
             frame = table.frame
@@ -247,10 +248,11 @@ class LoadedModel:
             return None
         if arr.ndim != 2 or arr.shape[1] != len(columns) or arr.dtype.kind not in "if":
             return None
-        if arr.dtype.kind == "i" and (arr.max() > _EXACT or arr.min() < -_EXACT):
-            return None
         x = arr[:, pos].astype(np.float64, copy=False)
-        return x if self.plan.check(x) else None  # type: ignore[union-attr]
+        # beyond 2**53 a float may have rounded an integer cell: leave those to the engine
+        if not self.plan.check(x) or np.abs(x).max() > _EXACT:  # type: ignore[union-attr]
+            return None
+        return x
 
     def _plan_positions(self, columns: list[Any]) -> np.ndarray | None:
         """Where each model feature (plan column order mapped to features) sits in the request."""
@@ -312,6 +314,8 @@ class LoadedModel:
                                    f"{short(', '.join(missing), 200)}")
             if names != self.features:
                 frame = frame.loc[:, self.features]
+        if self.array_input:
+            return frame.to_numpy()
         return frame
 
 
@@ -324,10 +328,13 @@ def _model_features(estimator: Any) -> list[str] | None:
 
 
 def _as_frame(plan: NumericPlan, x: np.ndarray) -> pd.DataFrame:
+    """The checked matrix as a DataFrame; integer columns as int64 when that is lossless (as
+    :func:`framework.schema.conform` does)."""
     frame = pd.DataFrame(x, columns=plan.columns)
     for j in plan.integer:
-        name = plan.columns[j]
-        frame[name] = frame[name].astype(np.int64)
+        if np.abs(x[:, j]).max(initial=0.0) <= _EXACT:
+            name = plan.columns[j]
+            frame[name] = frame[name].astype(np.int64)
     return frame
 
 
@@ -356,6 +363,9 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
         if schema else None
     columns = list(compiled.properties) if compiled is not None else None
     features = _model_features(estimator)
+    # fitted on plain arrays, with as many columns as the schema has: positional, schema order
+    array_input = features is None and columns is not None and \
+        getattr(estimator, "n_features_in_", None) == len(columns)
     methods = tuple(m for m in PREDICT_METHODS if callable(getattr(estimator, m, None)))
     if "predict" not in methods:
         from framework.errors import RegistryError
@@ -380,7 +390,7 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
                 use_numpy = False
     return LoadedModel(version=mv, estimator=estimator, alias=alias, schema=schema,
                        compiled=compiled, columns=columns, features=features, plan=plan,
-                       numpy_mode=use_numpy, methods=methods)
+                       numpy_mode=use_numpy, array_input=array_input, methods=methods)
 
 
 def quiet_feature_name_warning() -> None:

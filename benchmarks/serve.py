@@ -1,0 +1,355 @@
+"""Benchmark: serving one scikit-learn model over REST, ours vs ``mlflow models serve``.
+
+    python benchmarks/serve.py [--requests 300] [--concurrent-requests 2000] [--clients 8]
+                               [--mlflow-python .venv-mlflow/bin/python] [--no-workers-2]
+
+The same model (a breast-cancer StandardScaler + LogisticRegression, fitted with the same code and
+seed in each venv) is served on loopback by
+
+* ours: ``python -m framework serve bc@champion`` from a temporary registry, with the project's
+  input schema (``schemas/features.json``) checked on every request;
+* MLflow 3: ``mlflow models serve -m runs:/<run>/model --env-manager local -w 1``, the model
+  logged with ``mlflow.sklearn.log_model`` (with an input example, so a signature is enforced too)
+  into a temporary SQLite tracking store.
+
+Both run one worker (an optional extra row runs ours with ``--workers 2``). Measured in the same
+run, alternating between the two servers: time from process start to the first ``GET /ping`` 200;
+``GET /ping`` latency (the HTTP floor); p50/p99 latency of sequential ``POST /invocations`` with
+a 1-row and a 100-row ``dataframe_split`` (after a warm-up); throughput and p50 latency with
+``--clients`` concurrent keep-alive clients over ``--concurrent-requests`` 1-row requests. The
+clients use ``http.client`` (one connection per client thread) to keep the load generator light.
+Both servers must return the same predictions for the 100-row request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MLFLOW_PYTHON = REPO / ".venv-mlflow" / "bin" / "python"
+READY_TIMEOUT = 180.0
+
+
+def fit_model() -> tuple[Any, Any]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = X.rename(columns=lambda c: c.replace(" ", "_"))
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=0)).fit(
+        X, y), X
+
+
+# -- preparing the two contenders -----------------------------------------------------------------
+
+def prepare_ours(workdir: Path) -> tuple[str, list[str], list[list[float]]]:
+    """Register the model in ``workdir/registry``; return the registry path and the data."""
+    from framework.registry import open_registry
+
+    model, X = fit_model()
+    schema = json.loads((REPO / "schemas" / "features.json").read_text())
+    registry = workdir / "registry"
+    with open_registry(registry) as reg:
+        reg.register("bc", model, metrics={"roc_auc": 0.99}, input_schema=schema,
+                     target="target", primary_metric="roc_auc")
+    return str(registry), list(X.columns), X.to_numpy().tolist()
+
+
+def worker_mlflow_log(workdir: Path) -> None:
+    """(MLflow venv) log the model into ``workdir``; print the run id."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+
+    os.chdir(workdir)
+    model, X = fit_model()
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    mlflow.set_experiment("bench-serve")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(model, name="model", input_example=X.head(3),
+                                 pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+    print(json.dumps({"run_id": run.info.run_id, "mlflow": mlflow.__version__}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Contender:
+    """A server process started by this benchmark."""
+
+    def __init__(self, name: str, cmd: list[str], port: int, *, cwd: Path,
+                 env: dict[str, str]) -> None:
+        self.name = name
+        self.port = port
+        self.log = open(cwd / f"{name.replace(' ', '_')}.log", "w")  # noqa: SIM115
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.ready_s = self._wait_ready()
+
+    def _wait_ready(self) -> float:
+        deadline = self.started + READY_TIMEOUT
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                text = Path(self.log.name).read_text()[-3000:]
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode}:\n{text}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/ping")
+                ok = conn.getresponse().status == 200
+                conn.close()
+                if ok:
+                    return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise SystemExit(f"{self.name} not ready after {READY_TIMEOUT}s; see {self.log.name}")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # the group: mlflow serve runs uvicorn below it
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+def start_ours(workdir: Path, registry: str, *, workers: int = 1) -> Contender:
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("FRAMEWORK_REGISTRY", None)
+    name = "ours" if workers == 1 else f"ours --workers {workers}"
+    return Contender(name, [sys.executable, "-m", "framework", "serve", "bc@champion",
+                            "--registry", registry, "--port", str(port), "--workers",
+                            str(workers)], port, cwd=workdir, env=env)
+
+
+def start_mlflow(workdir: Path, mlflow_python: Path, run_id: str) -> Contender:
+    port = free_port()
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
+    # mlflow serve execs `uvicorn` from PATH: its own venv's
+    env["PATH"] = f"{mlflow_python.parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [str(mlflow_python), "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model",
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    return Contender("mlflow", cmd, port, cwd=workdir, env=env)
+
+
+# -- load generation ------------------------------------------------------------------------------
+
+def request(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None,
+            ) -> tuple[int, bytes]:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+def sequential(port: int, method: str, path: str, body: bytes | None, n: int,
+               warmup: int = 30) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(warmup):
+        status, data = request(conn, method, path, body)
+        assert status == 200, data[:300]
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        status, data = request(conn, method, path, body)
+        times.append(time.perf_counter() - t)
+        assert status == 200, data[:300]
+    conn.close()
+    return times
+
+
+def concurrent(port: int, body: bytes, total: int, clients: int) -> tuple[float, list[float]]:
+    """(requests per second, latencies) for ``total`` requests over ``clients`` threads."""
+    counter = iter(range(total))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        request(conn, "POST", "/invocations", body)  # connect + warm
+        mine = []
+        barrier.wait()
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    break
+            t = time.perf_counter()
+            status, data = request(conn, "POST", "/invocations", body)
+            mine.append(time.perf_counter() - t)
+            if status != 200:
+                errors.append(data[:200].decode(errors="replace"))
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"{len(errors)} failed requests, e.g. {errors[0]}")
+    return total / elapsed, latencies
+
+
+def pct(times: list[float], q: float) -> float:
+    ordered = sorted(times)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def measure(c: Contender, args: argparse.Namespace, bodies: dict[str, bytes],
+            results: dict[str, dict[str, float]], phase: str) -> None:
+    r = results.setdefault(c.name, {"ready_s": c.ready_s})
+    if phase == "ping":
+        r["ping_p50_ms"] = 1e3 * pct(sequential(c.port, "GET", "/ping", None, args.requests), .5)
+    elif phase in ("1", "100"):
+        t = sequential(c.port, "POST", "/invocations", bodies[phase], args.requests)
+        r[f"rows{phase}_p50_ms"] = 1e3 * pct(t, 0.5)
+        r[f"rows{phase}_p99_ms"] = 1e3 * pct(t, 0.99)
+    elif phase == "concurrent":
+        rps, lat = concurrent(c.port, bodies["1"], args.concurrent_requests, args.clients)
+        r["conc_rps"] = rps
+        r["conc_p50_ms"] = 1e3 * pct(lat, 0.5)
+
+
+ROWS: list[tuple[str, str, str, bool]] = [
+    # key, label, unit, higher is better
+    ("ready_s", "time to ready", "s", False),
+    ("ping_p50_ms", "GET /ping p50 (HTTP floor)", "ms", False),
+    ("rows1_p50_ms", "1-row p50", "ms", False),
+    ("rows1_p99_ms", "1-row p99", "ms", False),
+    ("rows100_p50_ms", "100-row p50", "ms", False),
+    ("rows100_p99_ms", "100-row p99", "ms", False),
+    ("conc_rps", "throughput, {clients} clients", "req/s", True),
+    ("conc_p50_ms", "p50 latency, {clients} clients", "ms", False),
+]
+
+
+def table(results: dict[str, dict[str, float]], clients: int) -> str:
+    names = list(results)
+    header = ["metric", *names, "ours vs mlflow"]
+    lines = []
+    for key, label, unit, higher in ROWS:
+        cells = [f"{label.format(clients=clients)} ({unit})"]
+        for name in names:
+            v = results[name].get(key)
+            cells.append("-" if v is None else (f"{v:.0f}" if unit == "req/s" else f"{v:.2f}"))
+        ours, theirs = results.get("ours", {}).get(key), results.get("mlflow", {}).get(key)
+        if ours and theirs:
+            ratio = ours / theirs if higher else theirs / ours
+            cells.append(f"{ratio:.1f}x {'more' if higher else 'faster'}")
+        else:
+            cells.append("")
+        lines.append(cells)
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, lines)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--requests", type=int, default=300, help="sequential requests per measure")
+    p.add_argument("--concurrent-requests", type=int, default=2000)
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON)
+    p.add_argument("--no-workers-2", action="store_true", help="skip the ours --workers 2 row")
+    p.add_argument("--worker", choices=["mlflow-log"], help=argparse.SUPPRESS)
+    p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker == "mlflow-log":
+        worker_mlflow_log(args.workdir)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        workdir = Path(tmp)
+        registry, columns, rows = prepare_ours(workdir)
+        logged = subprocess.run([str(args.mlflow_python), __file__, "--worker", "mlflow-log",
+                                 "--workdir", str(workdir)], capture_output=True, text=True,
+                                check=False)
+        if logged.returncode != 0:
+            raise SystemExit(f"logging the MLflow model failed:\n{logged.stderr[-3000:]}")
+        info = json.loads(logged.stdout.strip().splitlines()[-1])
+        bodies = {n: json.dumps({"dataframe_split": {"columns": columns,
+                                                     "data": rows[:int(n)]}}).encode()
+                  for n in ("1", "100")}
+
+        contenders: list[Contender] = []
+        try:
+            contenders.append(start_ours(workdir, registry))
+            contenders.append(start_mlflow(workdir, args.mlflow_python, info["run_id"]))
+            # the same answers from both
+            answers = []
+            for c in contenders:
+                conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=60)
+                status, data = request(conn, "POST", "/invocations", bodies["100"])
+                conn.close()
+                assert status == 200, data[:300]
+                answers.append(json.loads(data)["predictions"])
+            assert answers[0] == answers[1], "the two servers disagree"
+
+            results: dict[str, dict[str, float]] = {}
+            for phase in ("ping", "1", "100", "concurrent"):
+                for c in contenders:  # alternate, so both see the same machine
+                    measure(c, args, bodies, results, phase)
+            if not args.no_workers_2:
+                extra = start_ours(workdir, registry, workers=2)
+                contenders.append(extra)
+                for phase in ("ping", "1", "100", "concurrent"):
+                    measure(extra, args, bodies, results, phase)
+        finally:
+            for c in contenders:
+                c.stop()
+
+    import platform
+
+    print(f"serving benchmark: {args.requests} sequential requests per latency row (after 30 "
+          f"warm-up), {args.concurrent_requests} requests over {args.clients} concurrent clients; "
+          f"loopback, 1 worker each; MLflow {info['mlflow']}, Python "
+          f"{platform.python_version()}, {os.cpu_count()} CPUs")
+    print(table(results, args.clients))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
