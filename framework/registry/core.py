@@ -212,7 +212,7 @@ class Registry:
     # -- reading ---------------------------------------------------------------------------------
 
     def _absolute(self, mv: ModelVersion) -> ModelVersion:
-        return replace(mv, artifact_path=str(self.root / mv.artifact_path))
+        return replace(mv, artifact_path=str((self.root / mv.artifact_path).absolute()))
 
     def model_names(self) -> list[str]:
         return self.store.model_names()
