@@ -18,6 +18,8 @@ from framework.errors import FrameworkError
 
 # Hydra exits 1 on a composition error, before our task runs; we report those as user errors.
 _CONFIG_ERROR_EXIT = 2
+#: The one flag of ours among Hydra's: short for the override sweep.save_dvc_experiments=true.
+SAVE_DVC_EXPERIMENTS = "--save-dvc-experiments"
 
 
 def run_app(args: list[str]) -> int:
@@ -28,6 +30,7 @@ def run_app(args: list[str]) -> int:
     from framework.spec import build_spec
 
     root = Path.cwd()
+    args = ["sweep.save_dvc_experiments=true" if a == SAVE_DVC_EXPERIMENTS else a for a in args]
     try:
         conf = conf_dir(root)
         check_group_overrides(root, args)

@@ -219,13 +219,18 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
     t1 = time.perf_counter()
     outputs = execute(call, params, inputs, root)
     t2 = time.perf_counter()
+    write_outputs(call, outputs, root)
+    return {"load": t1 - t0, "run": t2 - t1, "write": time.perf_counter() - t2}
+
+
+def write_outputs(call: StageCall, outputs: dict[str, Any], root: Path) -> None:
+    """Write a stage's checked outputs, metrics and plots under ``root``, each atomically."""
     for name, path in call.outs.items():
         io.write(root / path, outputs[name])
     if call.metrics:
         io.write(root / call.metrics, outputs["metrics"])
     for name, path in call.plots.items():
         _write_plot(root / path, outputs[name])
-    return {"load": t1 - t0, "run": t2 - t1, "write": time.perf_counter() - t2}
 
 
 def _as_plot_table(value: Any, stage: str, name: str) -> Any:

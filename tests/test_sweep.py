@@ -99,7 +99,13 @@ def test_experiment_sweep_resumes_after_a_kill(project: Path) -> None:
 
 def test_apply_writes_the_winner_into_conf_and_dvc_repro_reproduces_it(dvc_project: Path) -> None:
     root = dvc_project
-    run_cli(root, "-m", "model.C=0.02,0.05", "split.test_size=0.3", check=True)
+    proc = run_cli(root, "-m", "model.C=0.02,0.05", "split.test_size=0.3", "--save-dvc-experiments",
+                   check=True)
+    assert "saved 2 DVC experiments" in proc.stdout
+    listed = json.loads(run(root, "dvc", "exp", "show", "--json").stdout)
+    experiments = [e["name"] for base in listed for e in (base.get("experiments") or [])]
+    assert sorted(experiments) == [f"{show(root)['sweep']['id']}-000", f"{show(root)['sweep']['id']}-001"]
+    assert run(root, "git", "status", "--porcelain").stdout.strip() == ""  # workspace untouched
     data = show(root)
     best = next(t for t in data["trials"] if t["index"] == data["winner"])
     proc = run_cli(root, "sweep", "apply", check=True)

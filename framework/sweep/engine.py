@@ -71,9 +71,9 @@ def sweep_id(root: Path, master: Any) -> str:
     from omegaconf import OmegaConf
 
     digest = hashlib.sha256()
-    # how many processes run the trials changes nothing of their results
+    # how the trials are run (jobs, saving DVC experiments) changes nothing of their results
     task = [o for o in master.hydra.overrides.task
-            if not o.lstrip("+~").startswith(("sweep.jobs=", "hydra.launcher.jobs="))]
+            if not o.lstrip("+~").startswith(("sweep.", "hydra.launcher.jobs="))]
     digest.update(json.dumps(task).encode())
     digest.update(OmegaConf.to_yaml(master.hydra.sweeper).encode())
     for folder in ("conf", "pipelines", "schemas"):
@@ -162,6 +162,7 @@ class TrialTask:
     trial: Trial
     sweep_id: str
     trial_dir: str
+    workspace: bool = False  # also write every output of the trial (for DVC experiments)
 
 
 def stage_keys(spec: PipelineSpec, file_hash: Callable[[str], str]) -> dict[str, str]:
@@ -206,6 +207,8 @@ class SweepSession:
         self.resumed = bool(self.previous)
         self.primary: str | None = None
         self.direction = "maximize"
+        sweep_cfg = master.get("sweep") or {}
+        self.save_dvc_experiments = bool(sweep_cfg.get("save_dvc_experiments"))
 
     def _planned_total(self) -> int | None:
         n_trials = self.master.hydra.sweeper.get("n_trials")
@@ -290,6 +293,12 @@ class SweepSession:
                 results[trial_key(result.overrides)] = result
                 self.store.append(result)
                 self._finish(result)
+            if self.save_dvc_experiments:
+                from framework.sweep.dvc_experiments import save_experiments
+
+                saved = save_experiments(self, [t for t in todo if results[t.key].status == "ok"])
+                _report(f"saved {len(saved)} DVC experiments ({', '.join(saved[:3])}"
+                        f"{' ...' if len(saved) > 3 else ''}): dvc exp show")
         return [results[t.key] for t in trials]
 
     def _meta(self, trial: Trial) -> dict[str, Any]:
@@ -336,7 +345,8 @@ class SweepSession:
 
     def _run_trials(self, trials: list[Trial]):  # type: ignore[no-untyped-def]
         tasks = [TrialTask(trial=t, sweep_id=self.sweep_id,
-                           trial_dir=str(self.store.trial_dir(t.index))) for t in trials]
+                           trial_dir=str(self.store.trial_dir(t.index)),
+                           workspace=self.save_dvc_experiments) for t in trials]
         workers = min(self.jobs, len(tasks))
         if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
             for task in tasks:
@@ -372,8 +382,11 @@ class SweepSession:
 
 def _varying(job_overrides: Sequence[Sequence[str]], master: Any) -> list[list[str]]:
     """Each job's overrides minus those of the command line that every job shares."""
-    fixed = set(master.hydra.overrides.task)
-    return [[o for o in ov if o not in fixed] for ov in job_overrides]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(master.hydra.overrides.task))
+    fixed = {o.key_or_group for o in parsed if not o.is_sweep_override()}
+    return [[o for o in ov if o.lstrip("+~").split("=", 1)[0] not in fixed] for ov in job_overrides]
 
 
 def _preload() -> None:
@@ -434,6 +447,8 @@ def run_trial(task: TrialTask) -> TrialResult:
         io.write(folder / "model.skops", values[(reg.model.stage, reg.model.output)])
         io.write(folder / "metrics.json", metrics)
         registration = _register(task, folder / "model.skops", metrics)
+        if task.workspace:
+            _write_workspace(task, values, registration)
         base.status = "ok"
         base.metrics = metrics
         base.version = registration.version.version
@@ -446,6 +461,22 @@ def run_trial(task: TrialTask) -> TrialResult:
     base.duration = round(time.perf_counter() - t0, 4)
     base.finished_at = _now()
     return base
+
+
+def _write_workspace(task: TrialTask, values: dict[tuple[str, str], Any], registration: Any) -> None:
+    """Every output of the trial's own stages (not the shared ones), as ``dvc repro`` writes
+    them, under ``trial-NNN/workspace/``; and the register step's receipt."""
+    from framework import io
+    from framework.compiler import RECEIPT
+    from framework.stage import StageCall, write_outputs
+
+    root = Path(task.trial_dir) / "workspace"
+    for stage in task.trial.spec.stages:
+        if task.trial.keys[stage.name] in _MEMO:
+            continue
+        outputs = {name: value for (owner, name), value in values.items() if owner == stage.name}
+        write_outputs(StageCall.from_stage(stage), outputs, root)
+    io.write(root / RECEIPT, registration.receipt())
 
 
 def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any:
