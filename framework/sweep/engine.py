@@ -271,6 +271,8 @@ class SweepSession:
     def run_batch(self, job_overrides: Sequence[Sequence[str]], initial_index: int) -> list[TrialResult]:
         """Run one batch of jobs; return their results in the order of ``job_overrides``."""
         swept = _varying(job_overrides, self.master)
+        if self.master.hydra.sweeper.get("n_trials") is None:  # a grid: this batch tells how many
+            self.total = initial_index + len(job_overrides)
         trials = [self.prepare(initial_index + i, list(ov), swept[i])
                   for i, ov in enumerate(job_overrides)]  # every config is checked first
         reg = trials[0].spec.registration

@@ -3,24 +3,28 @@
 Hydra discovers plugins in the ``hydra_plugins`` namespace package. These classes adapt Hydra's
 interfaces to :mod:`framework.sweep.engine`, which does the work:
 
-- ``hydra/sweeper: framework`` is Hydra's basic sweeper (lists, ``range()``, ``choice()``, grids)
-  without its composition of every job up front: the launcher composes and checks every trial
-  itself, faster, before running any.
+- ``hydra/sweeper: framework`` sweeps a grid like Hydra's basic sweeper (comma lists,
+  ``range()``, ``choice()``; the same key twice: the last wins), without composing every job up
+  front: the launcher composes and checks every trial itself, faster, before running any.
 - ``hydra/launcher: framework`` runs a batch of trials in parallel processes, runs stages shared
   by all trials once, records and registers every trial, and goes on past a failed trial (Hydra
   sees it as completed with a NaN value; its error is in the sweep's record).
 """
 
+import itertools
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -43,10 +47,49 @@ ConfigStore.instance().store(group="hydra/launcher", name="framework", node=Fram
                              provider="framework")
 
 
-class FrameworkSweeper(BasicSweeper):
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        """The framework's launcher composes and checks every job of the batch before it runs
-        any of them; composing each one here too would double the cost of a sweep."""
+class FrameworkSweeper(Sweeper):
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Any] = None) -> None:
+        self.max_batch_size = max_batch_size
+        self.params = params or {}
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def grid(self, arguments: List[str]) -> List[List[str]]:
+        """Every job of the sweep: the product of the values of each key."""
+        texts = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        axes: Dict[str, List[str]] = {}
+        for override in parser.parse_overrides(texts):
+            key = override.get_key_element()
+            if not override.is_sweep_override():
+                axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+            elif override.is_discrete_sweep():
+                axes[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            else:
+                from framework.errors import ConfigError
+
+                error = ConfigError(
+                    f"{override.input_line}: an interval is a search space, not a list of values",
+                    hint="the Optuna sweeper samples intervals: add search=optuna (or "
+                         "`- override /search: optuna` in the experiment file)")
+                print(f"error: {error}", file=sys.stderr)
+                raise SystemExit(error.exit_code)
+        return [list(job) for job in itertools.product(*axes.values())]
+
+    def sweep(self, arguments: List[str]) -> Any:
+        jobs = self.grid(arguments)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        size = self.max_batch_size or len(jobs)
+        returns = []
+        for start in range(0, len(jobs), size):
+            returns.append(self.launcher.launch(jobs[start:start + size], initial_job_idx=start))
+        return returns
 
 
 class FrameworkLauncher(Launcher):
