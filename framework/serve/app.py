@@ -331,7 +331,6 @@ def describe(served: ServedModel) -> dict[str, Any]:
         "uri": mv.uri,
         "served_uri": str(served.ref),
         "follows_alias": served.follows and served.poll_interval > 0,
-        "aliases": list(mv.aliases),
         "status": mv.status,
         "created_at": mv.created_at,
         "sha256": mv.sha256,

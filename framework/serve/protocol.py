@@ -154,7 +154,7 @@ def parse_body(body: bytes, kind: str, *, one_column: str | None = None) -> Tabl
         return parse_csv(body)
     try:
         doc = loads(body)
-    except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+    except (ValueError, TypeError, RecursionError) as exc:  # orjson's errors are ValueErrors
         raise bad_request(f"the body is not valid JSON (UTF-8, no NaN/Infinity): "
                           f"{short(str(exc), 160)}") from None
     if not isinstance(doc, dict):

@@ -3,7 +3,6 @@ servers (``python -m framework serve ... --port 0``) to talk to over HTTP."""
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal

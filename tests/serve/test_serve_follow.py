@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -14,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from serve_testlib import MODEL, Data, Server, fit, launch, register, server_env, wait_ready
+from serve_testlib import MODEL, Data, Server, fit, launch, register, wait_ready
 
 JSON = {"Content-Type": "application/json"}
 
@@ -112,45 +107,3 @@ def test_alias_move_while_requests_flow(tmp_path: Path, model_file: Path, data: 
     finally:
         champion.stop()
         pinned.stop()
-
-
-def test_unknown_model_fails_fast_with_a_message(tmp_path: Path, registry_dir: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "framework", "serve", "breast_cancr@champion",
-                           "--registry", str(registry_dir)], cwd=tmp_path, env=server_env(),
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "no model 'breast_cancr'" in proc.stderr and "did you mean 'breast_cancer'" in \
-        proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert proc.stdout == ""
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--port", "70000"], "--port must be between"),
-    (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
-    (["--port", "eighty"], "invalid int value"),
-])
-def test_bad_command_lines(tmp_path: Path, registry_dir: Path, args: list[str],
-                           message: str) -> None:
-    from framework.cli import run_verb
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = run_verb("serve", [f"{MODEL}@champion", "--registry", str(registry_dir), *args])
-    assert code == 2
-    assert message in err.getvalue()
-
-
-def test_two_workers(tmp_path: Path, registry_dir: Path, data: Data) -> None:
-    server = wait_ready(launch(f"{MODEL}@champion", "--registry", str(registry_dir),
-                               "--workers", "2", cwd=tmp_path))
-    try:
-        assert server.ready_line.startswith(f"serving {MODEL} v1 (champion) on ")
-        with server.client() as c:
-            for _ in range(10):
-                r = c.post("/invocations", content=json.dumps({"inputs": data.records(3)}),
-                           headers=JSON)
-                assert r.status_code == 200 and len(r.json()["predictions"]) == 3
-    finally:
-        assert server.stop() == 0, server.log()
