@@ -5,10 +5,10 @@ temporary file in ``<registry>/artifacts/tmp/`` while being hashed, flushed to d
 read-only and renamed into place, so a reader sees either the whole file or none. Writing the same
 content twice is harmless. Loading re-hashes the file and refuses one whose content changed.
 
-Models are loaded with ``skops.io.load`` and an explicit allowlist: skops' own defaults plus types
-whose module starts with ``sklearn.``, ``numpy.`` or ``scipy.`` and a few plain builtins
-(:data:`ALLOWED_TYPES`). Any other type is refused by name. skops (and so scikit-learn) is imported
-only when a model is saved, checked or loaded.
+Models are saved and loaded by :mod:`framework.io` (skops, with the allowlist of
+:data:`framework.io.ALLOWED_TYPES`); here its errors are named after the registered version.
+Checking a file's types reads its schema without importing skops, so registering a model file
+does not pay for importing skops and scikit-learn.
 """
 
 from __future__ import annotations
@@ -23,13 +23,6 @@ from typing import Any
 from framework.errors import RegistryError
 from framework.registry.store import crash_point
 
-ALLOWED_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "scipy.")
-ALLOWED_TYPES: frozenset[str] = frozenset({
-    "builtins.bytes", "builtins.bytearray", "builtins.complex", "builtins.dict",
-    "builtins.frozenset", "builtins.list", "builtins.set", "builtins.slice", "builtins.tuple",
-    "builtins.NoneType", "builtins.int", "builtins.float", "builtins.str", "builtins.bool",
-    "collections.OrderedDict", "collections.defaultdict",
-})
 _CHUNK = 1 << 20
 _STALE_TMP_SECONDS = 3600
 
@@ -126,42 +119,34 @@ def verify_file(path: str | os.PathLike[str], sha: str, *, what: str) -> Path:
 
 
 def trusted_types(path: str | os.PathLike[str], *, what: str) -> list[str]:
-    """The types a skops file needs beyond skops' defaults, all checked against the allowlist."""
-    import skops.io as sio
+    """The types a skops file names, all checked against the allowlist."""
+    from framework.io import ArtifactError, check_model_types
 
     try:
-        needed = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # a corrupt or non-skops file
-        raise RegistryError(f"{what}: {path} is not a readable skops file: {exc}") from exc
-    refused = [t for t in needed if t not in ALLOWED_TYPES
-               and not t.startswith(ALLOWED_MODULE_PREFIXES)]
-    if refused:
-        raise RegistryError(
-            f"{what}: refusing {path}: it contains type(s) outside the allowlist: "
-            f"{', '.join(sorted(refused))} (allowed: modules "
-            f"{', '.join(p + '*' for p in ALLOWED_MODULE_PREFIXES)} and plain builtins)")
-    return list(needed)
+        return check_model_types(path)
+    except ArtifactError as exc:
+        raise RegistryError(f"{what}: {exc}") from None
 
 
 def load_model(path: str | os.PathLike[str], *, what: str) -> Any:
     """Load a skops file whose types are all on the allowlist."""
-    import skops.io as sio
+    from framework.io import ArtifactError
+    from framework.io import load_model as load
 
-    trusted = trusted_types(path, what=what)
     try:
-        return sio.load(path, trusted=trusted)
-    except Exception as exc:
-        raise RegistryError(f"{what}: could not load {path}: {exc}") from exc
+        return load(path)
+    except ArtifactError as exc:
+        raise RegistryError(f"{what}: {exc}") from None
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Save a fitted estimator with skops (atomically: temporary file + rename)."""
-    import skops.io as sio
+    from framework.io import save_model as save
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        sio.dump(model, tmp)
+        save(model, tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
