@@ -86,6 +86,8 @@ class ServedModel:
         target = self._target_version()
         current = self.current.version.version
         if target is None or target == current:
+            if target == current:
+                self.last_error = None  # back on the served version after a failed switch
             return None
         if self._failed and self._failed[0] == target and \
                 time.monotonic() - self._failed[1] < _RETRY_FAILED_SECONDS:

@@ -119,8 +119,10 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if hasattr(value, "columns") and callable(getattr(value, "to_dict", None)):
+        return plain(value.to_dict(orient="records"))  # a DataFrame, as MLflow returns it
     tolist = getattr(value, "tolist", None)
-    if callable(tolist):  # numpy arrays and scalars
+    if callable(tolist):  # numpy arrays and scalars, pandas Series
         return plain(tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -82,6 +82,18 @@ def test_refused_content_types(header: str | None, message: str) -> None:
     assert info.value.status == 415
 
 
+@pytest.mark.parametrize("predictions, text", [
+    (np.array([0, 1]), "[0,1]"),
+    (np.array([[0.25, 0.75]]), "[[0.25,0.75]]"),
+    (np.array(["cat", "dog"], dtype=object), '["cat","dog"]'),
+    (np.array([1.0, np.nan]), "[1.0,null]"),
+    (pd.Series([1, 2]), "[1,2]"),
+    (pd.DataFrame({"a": [1], "b": ["x"]}), '[{"a":1,"b":"x"}]'),
+], ids=["ints", "proba", "strings", "nan", "series", "frame"])
+def test_predictions_as_json(predictions: Any, text: str) -> None:
+    assert protocol.dumps({"predictions": predictions}) == f'{{"predictions":{text}}}'.encode()
+
+
 def test_long_values_are_never_echoed_whole() -> None:
     with pytest.raises(RequestError) as info:
         parse({"x" * 5000: 1})
