@@ -278,9 +278,9 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
 
     stage_params = _string_list(raw.get("params", []), file, f"{key}.params")
     for p in stage_params:
-        if _lookup(params, p) is _MISSING:
+        if lookup(params, p) is _MISSING:
             prefix, _, last = p.rpartition(".")
-            scope = _lookup(params, prefix) if prefix else params
+            scope = lookup(params, prefix) if prefix else params
             options = [f"{prefix}.{k}" if prefix else k for k in scope] if isinstance(scope, Mapping) else []
             raise ConfigError(f"stage '{name}' uses param '{p}', which is not in the config",
                               file=file, key=f"{key}.params",
@@ -554,7 +554,8 @@ def _top_level_names(tree: ast.Module) -> list[str]:
 _MISSING = object()
 
 
-def _lookup(params: Mapping[str, Any], key: str) -> Any:
+def lookup(params: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted key of nested mappings, or the ``_MISSING`` sentinel."""
     node: Any = params
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -575,7 +576,7 @@ def check_ranges(params: Mapping[str, Any], ranges: Mapping[str, Any], source: C
         if not isinstance(bounds, Mapping):
             raise ConfigError("expected a mapping with min/max/log or choices", file=rfile, key=rkey)
         _known_keys(bounds, RANGE_KEYS, rfile, rkey)
-        value = _lookup(params, key)
+        value = lookup(params, key)
         if value is _MISSING or value is None:  # absent, or explicitly unset (e.g. max_depth: null)
             continue
         _check_one_range(key, value, bounds, source.where(key), rkey)

@@ -167,14 +167,14 @@ class TrialTask:
 
 def stage_keys(spec: PipelineSpec, file_hash: Callable[[str], str]) -> dict[str, str]:
     """A key per stage: the same key means the same outputs (same function, params, inputs)."""
-    from framework.spec import _lookup
+    from framework.spec import lookup
 
     keys: dict[str, str] = {}
     for stage in spec.stages:
         payload = {
             "run": stage.run,
             "source": file_hash(stage.source) if stage.source else None,
-            "params": {p: _lookup(spec.params, p) for p in stage.params},
+            "params": {p: lookup(spec.params, p) for p in stage.params},
             "ins": {i.name: f"{keys[i.stage]}/{i.output}" if i.stage else file_hash(i.path)
                     for i in stage.ins},
             "schemas": {s: file_hash(s) for s in stage.schemas},
@@ -319,7 +319,7 @@ class SweepSession:
     def _run_shared(self, trials: list[Trial]) -> None:
         """Run, once, the stages whose key is the same in every trial."""
         from framework import io
-        from framework.spec import _lookup
+        from framework.spec import lookup
         from framework.stage import StageCall, execute
 
         first = trials[0]
@@ -338,7 +338,7 @@ class SweepSession:
                 else:
                     break
             else:
-                params = {p.rsplit(".", 1)[-1]: _lookup(first.spec.params, p) for p in stage.params}
+                params = {p.rsplit(".", 1)[-1]: lookup(first.spec.params, p) for p in stage.params}
                 _MEMO[key] = execute(StageCall.from_stage(stage), params, inputs, self.root)
                 ran.append(stage.name)
         if ran:
@@ -420,7 +420,7 @@ def _now() -> str:
 def run_trial(task: TrialTask) -> TrialResult:
     """Run the stages of one trial in memory, save and register its model, never raise."""
     from framework import io
-    from framework.spec import _lookup
+    from framework.spec import lookup
     from framework.stage import StageCall, execute
 
     trial = task.trial
@@ -438,7 +438,7 @@ def run_trial(task: TrialTask) -> TrialResult:
             else:
                 inputs = {i.name: values[(i.stage, i.output)] if i.stage else io.read(root / i.path)
                           for i in stage.ins}
-                params = {p.rsplit(".", 1)[-1]: _lookup(spec.params, p) for p in stage.params}
+                params = {p.rsplit(".", 1)[-1]: lookup(spec.params, p) for p in stage.params}
                 outputs = execute(StageCall.from_stage(stage), params, inputs, root)
             values.update({(stage.name, name): value for name, value in outputs.items()})
         reg = spec.registration
