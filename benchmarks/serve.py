@@ -1,7 +1,8 @@
 """Benchmark: serving one scikit-learn model over REST, ours vs ``mlflow models serve``.
 
     python benchmarks/serve.py [--requests 300] [--concurrent-requests 2000] [--clients 8]
-                               [--mlflow-python .venv-mlflow/bin/python] [--no-workers-2]
+                               [--ready-runs 3] [--mlflow-python .venv-mlflow/bin/python]
+                               [--no-workers-2]
 
 The same model (a breast-cancer StandardScaler + LogisticRegression, fitted with the same code and
 seed in each venv) is served on loopback by
@@ -13,7 +14,8 @@ seed in each venv) is served on loopback by
   into a temporary SQLite tracking store.
 
 Both run one worker (an optional extra row runs ours with ``--workers 2``). Measured in the same
-run, alternating between the two servers: time from process start to the first ``GET /ping`` 200;
+run, alternating between the two servers: time from process start to the first ``GET /ping`` 200
+(median of ``--ready-runs`` cold starts);
 ``GET /ping`` latency (the HTTP floor); p50/p99 latency of sequential ``POST /invocations`` with
 a 1-row and a 100-row ``dataframe_split`` (after a warm-up); throughput and p50 latency with
 ``--clients`` concurrent keep-alive clients over ``--concurrent-requests`` 1-row requests. The
@@ -28,11 +30,13 @@ import http.client
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=300, help="sequential requests per measure")
     p.add_argument("--concurrent-requests", type=int, default=2000)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--ready-runs", type=int, default=3,
+                   help="cold starts per server for the median time to ready")
     p.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON)
     p.add_argument("--no-workers-2", action="store_true", help="skip the ours --workers 2 row")
     p.add_argument("--worker", choices=["mlflow-log"], help=argparse.SUPPRESS)
@@ -314,10 +320,23 @@ def main(argv: list[str] | None = None) -> int:
                                                      "data": rows[:int(n)]}}).encode()
                   for n in ("1", "100")}
 
+        starters: dict[str, Callable[[], Contender]] = {
+            "ours": lambda: start_ours(workdir, registry),
+            "mlflow": lambda: start_mlflow(workdir, args.mlflow_python, info["run_id"]),
+        }
+        if not args.no_workers_2:
+            starters["ours --workers 2"] = lambda: start_ours(workdir, registry, workers=2)
+        ready: dict[str, list[float]] = {name: [] for name in starters}
+        for _ in range(args.ready_runs - 1):  # extra cold starts, for a median time to ready
+            for name, starter in starters.items():
+                c = starter()
+                ready[name].append(c.ready_s)
+                c.stop()
+
         contenders: list[Contender] = []
         try:
-            contenders.append(start_ours(workdir, registry))
-            contenders.append(start_mlflow(workdir, args.mlflow_python, info["run_id"]))
+            contenders.append(starters["ours"]())
+            contenders.append(starters["mlflow"]())
             # the same answers from both
             answers = []
             for c in contenders:
@@ -333,20 +352,24 @@ def main(argv: list[str] | None = None) -> int:
                 for c in contenders:  # alternate, so both see the same machine
                     measure(c, args, bodies, results, phase)
             if not args.no_workers_2:
-                extra = start_ours(workdir, registry, workers=2)
+                extra = starters["ours --workers 2"]()
                 contenders.append(extra)
                 for phase in ("ping", "1", "100", "concurrent"):
                     measure(extra, args, bodies, results, phase)
+            for c in contenders:
+                ready[c.name].append(c.ready_s)
+                results[c.name]["ready_s"] = statistics.median(ready[c.name])
         finally:
             for c in contenders:
                 c.stop()
 
     import platform
 
-    print(f"serving benchmark: {args.requests} sequential requests per latency row (after 30 "
-          f"warm-up), {args.concurrent_requests} requests over {args.clients} concurrent clients; "
-          f"loopback, 1 worker each; MLflow {info['mlflow']}, Python "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs")
+    print(f"serving benchmark: time to ready = median of {args.ready_runs} cold starts; "
+          f"{args.requests} sequential requests per latency row (after 30 warm-up); "
+          f"{args.concurrent_requests} requests over {args.clients} concurrent clients; loopback, "
+          f"1 worker each; MLflow {info['mlflow']}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs")
     print(table(results, args.clients))
     return 0
 

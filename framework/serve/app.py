@@ -352,5 +352,8 @@ def describe(served: ServedModel) -> dict[str, Any]:
 def app_from_env() -> Any:
     """Factory for ``uvicorn --factory`` (``--workers N``): the config comes from
     ``$FRAMEWORK_SERVE_CONFIG`` (JSON with ``model_uri`` and create_app's keyword arguments)."""
+    from framework.serve.cli import startup_gc
+
     config = json.loads(os.environ[ENV_CONFIG])
-    return create_app(config.pop("model_uri"), **config)
+    with startup_gc():
+        return create_app(config.pop("model_uri"), **config)
