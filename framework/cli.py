@@ -27,6 +27,25 @@ VERBS: dict[str, str] = {
 }
 
 
+USAGE = """\
+usage: python -m framework [HYDRA OVERRIDES ...]    compose conf/, compile, dvc repro, register
+       python -m framework +experiment=NAME         a sweep declared in conf/experiment/NAME.yaml
+       python -m framework VERB ...
+
+verbs:
+  compile [--check]     write dvc.yaml and params.yaml from conf/ (--check: fail if stale)
+  status                which stages dvc repro would rerun
+  init [PATH]           scaffold a project: conf/, pipelines/, schemas/
+  registry ...          list, show, compare, history, promote registered models
+  sweep ...             show, list, apply recorded sweeps
+  serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST
+  schema ...            infer, check, describe table schemas
+  stage, register       run one pipeline stage, the registry step (called by dvc repro)
+
+Each verb takes --help. The Hydra application's own help follows.
+"""
+
+
 def _resolve(target: str) -> Callable[[list[str]], int]:
     module, _, func = target.partition(":")
     return getattr(importlib.import_module(module), func)
@@ -48,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in VERBS:
         return run_verb(args[0], args[1:])
+    if args[:1] in (["--help"], ["-h"]):
+        print(USAGE)
     from framework.app import run_app
 
     return run_app(args)
