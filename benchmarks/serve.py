@@ -142,7 +142,17 @@ class Contender:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        deadline = time.monotonic() + 20  # until every process of the group is gone
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
+        time.sleep(0.5)  # let the machine settle before the next start
 
 
 def start_ours(workdir: Path, registry: str, *, workers: int = 1) -> Contender:
@@ -371,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
           f"1 worker each; MLflow {info['mlflow']}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs")
     print(table(results, args.clients))
+    print("cold starts (s): " + "; ".join(
+        f"{name} {', '.join(f'{t:.2f}' for t in times)}" for name, times in ready.items()))
     return 0
 
 

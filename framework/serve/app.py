@@ -30,6 +30,7 @@ from starlette.routing import Route
 import framework
 from framework.registry import ModelRef, Registry, open_registry, parse_uri
 from framework.serve import protocol
+from framework.serve.cli import DEFAULT_MAX_BODY_BYTES, DEFAULT_POLL_INTERVAL
 from framework.serve.metrics import Metrics
 from framework.serve.model import LoadedModel, load_version, quiet_feature_name_warning
 from framework.serve.openapi import openapi_spec
@@ -38,8 +39,6 @@ from framework.serve.protocol import (ENDPOINT_NOT_FOUND, INTERNAL_ERROR, RESOUR
 
 log = logging.getLogger("framework.serve")
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_POLL_INTERVAL = 1.0
 #: Requests with more cells than this are checked and scored in a worker thread, so that a big
 #: batch does not hold up /ping and small requests; smaller ones run on the event loop thread,
 #: which is faster (a thread hop costs more than scoring a few rows).

@@ -24,6 +24,8 @@ from framework.errors import UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_POLL_INTERVAL = 1.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,8 +34,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from framework.serve.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_POLL_INTERVAL
-
     p = _Parser(prog="python -m framework serve",
                 description="Serve a registered model over REST (MLflow scoring protocol).")
     p.add_argument("model", help="NAME@ALIAS, NAME/VERSION or models:/NAME@ALIAS; an alias is "
