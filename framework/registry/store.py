@@ -25,6 +25,9 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+#: Root keywords about the size of the training table, not about a row.
+TABLE_SIZE_RULES = ("x-min-rows", "x-max-rows")
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version of a model, with everything needed to serve and to trace it.
@@ -67,14 +70,15 @@ class ModelVersion:
         return self.lineage.get("sweep_id")
 
     def serving_schema(self) -> dict[str, Any] | None:
-        """The input schema without the target column: what a request row must look like."""
+        """What a request row must look like: the input schema without the target column, and
+        without the rules on the size of the training table (a request may have one row)."""
         schema = self.input_schema
-        if not schema or not self.target:
+        if not schema:
             return schema
-        out = dict(schema)
-        if isinstance(schema.get("properties"), dict):
+        out = {k: v for k, v in schema.items() if k not in TABLE_SIZE_RULES}
+        if self.target and isinstance(schema.get("properties"), dict):
             out["properties"] = {k: v for k, v in schema["properties"].items() if k != self.target}
-        if isinstance(schema.get("required"), list):
+        if self.target and isinstance(schema.get("required"), list):
             out["required"] = [c for c in schema["required"] if c != self.target]
         return out
 

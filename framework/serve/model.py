@@ -38,8 +38,6 @@ from framework.serve.protocol import (BAD_REQUEST, INVALID_PARAMETER_VALUE, Requ
 log = logging.getLogger(__name__)
 
 PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
-#: Root keywords that describe the training table, not a request (a request may have one row).
-TABLE_SIZE_RULES = ("x-min-rows", "x-max-rows")
 _EXACT = 2.0**53
 _ANNOTATIONS = frozenset({"title", "description", "$comment", "default", "examples",
                           "deprecated", "readOnly", "writeOnly"})
@@ -48,14 +46,6 @@ _NUMERIC_KEYS = _ANNOTATIONS | {"type", "minimum", "maximum", "exclusiveMinimum"
 _ROOT_KEYS = _ANNOTATIONS | {"$schema", "$id", "type", "properties", "required",
                              "additionalProperties"}
 _FEATURE_NAMES_WARNING = "X does not have valid feature names"
-
-
-def request_schema(mv: ModelVersion) -> dict[str, Any] | None:
-    """The version's serving schema without the table-size rules."""
-    schema = mv.serving_schema()
-    if not schema:
-        return None
-    return {k: v for k, v in schema.items() if k not in TABLE_SIZE_RULES}
 
 
 def _number(x: Any) -> bool:
@@ -358,7 +348,7 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
     """Load ``mv`` from ``registry`` (hash-checked, skops allowlist), compile its schema once and
     decide the fast path and numpy mode."""
     estimator = registry.load(mv)
-    schema = request_schema(mv)
+    schema = mv.serving_schema()
     compiled = compile_schema(schema, source=f"{mv.name} v{mv.version} input schema") \
         if schema else None
     columns = list(compiled.properties) if compiled is not None else None

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def test_first_version_becomes_champion(reg: Registry, model_file: Path) -> None
     assert mv.params == {"model": {"C": 1.0}} and mv.target == "target"
     assert mv.tags == {"trial": "3"} and mv.sweep_id == "sw1"
     assert mv.serving_schema() == {"type": "object", "properties": {"a": {}}, "required": ["a"]}
+    # the size rules of the training table never apply to a request
+    sized = replace(mv, input_schema={**mv.input_schema, "x-min-rows": 20, "x-max-rows": 10**6})
+    assert sized.serving_schema() == mv.serving_schema()
     assert mv.lineage["registered_by"] == "register-step"
     assert Path(mv.artifact_path) == reg.root / "artifacts" / "sha256" / mv.sha256[:2] / mv.sha256
     assert mv.uri == "models:/breast_cancer/1"
