@@ -43,6 +43,16 @@ def test_grid_sweep_records_registers_and_shares_stages(project: Path) -> None:
     assert trial["params"] == compiled
 
 
+def test_optuna_sweep_declared_in_an_experiment_file(project: Path) -> None:
+    proc = run_cli(project, "+experiment=optuna_logreg", "hydra.sweeper.n_trials=4", check=True)
+    assert "[  4/4]" in proc.stdout
+    data = show(project)
+    assert data["sweep"]["id"].startswith("optuna_logreg-")
+    values = [t["params"]["model"]["C"] for t in data["trials"]]
+    assert len(set(values)) == 4 and all(0.001 <= c <= 100 for c in values)  # sampled, in bounds
+    assert all(t["status"] == "ok" and t["version"] for t in data["trials"])
+
+
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(project: Path) -> None:
     # l1_ratio=1 asks lbfgs for an l1 penalty: scikit-learn refuses it when fitting
     proc = run_cli(project, "-m", "+model.l1_ratio=0,1")

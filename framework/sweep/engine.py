@@ -162,6 +162,7 @@ class TrialTask:
     trial: Trial
     sweep_id: str
     trial_dir: str
+    lineage: dict[str, Any]  # what every trial of the sweep shares (git state, packages ...)
     workspace: bool = False  # also write every output of the trial (for DVC experiments)
 
 
@@ -201,7 +202,7 @@ class SweepSession:
         self.results: list[TrialResult] = []
         self.total = self._planned_total()
         self._parser = OverridesParser.create()
-        self._structures: dict[tuple[str, ...], Any] = {}
+        self._structures: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._hashes: dict[str, str] = {}
         self.started = time.perf_counter()
         self.resumed = bool(self.previous)
@@ -221,37 +222,36 @@ class SweepSession:
         return (override.is_add() or override.is_delete() or override.is_force_add()
                 or key.startswith("hydra") or "/" in key or (self.root / "conf" / key).is_dir())
 
-    def compose(self, overrides: Sequence[str]) -> Any:
-        """The job config Hydra would compose for ``overrides`` (with the ``hydra`` node)."""
+    def compose(self, overrides: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+        """The job config Hydra would compose for ``overrides`` (resolved, without ``hydra``) and
+        the chosen option of each config group.
+
+        Hydra composes once per distinct set of structural overrides (group choices, ``+``/``~``);
+        plain value overrides are then set on a copy of that config's unresolved data, the way
+        Hydra's ``OmegaConf.update(cfg, key, value, merge=True)`` sets them, and the result is
+        resolved. A test checks the result against Hydra's own composition.
+        """
         from omegaconf import OmegaConf
-        from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
         parsed = self._parser.parse_overrides(list(overrides))
         structural = tuple(text for text, o in zip(overrides, parsed) if self._is_structural(o))
         if structural not in self._structures:
-            self._structures[structural] = self.config_loader.load_sweep_config(
-                self.master, list(structural))
-        cfg = copy.deepcopy(self._structures[structural])
+            cfg = self.config_loader.load_sweep_config(self.master, list(structural))
+            choices = {str(k): v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
+                       if not str(k).startswith("hydra")}
+            job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            self._structures[structural] = (OmegaConf.to_container(job, resolve=False), choices)
+        unresolved, choices = self._structures[structural]
+        data = copy.deepcopy(unresolved)
         for text, override in zip(overrides, parsed):
-            if self._is_structural(override):
-                continue
-            try:
-                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
-            except (ConfigAttributeError, ConfigKeyError):
-                raise ConfigError(f"'{override.key_or_group}' is not a key of the composed config",
-                                  file=f"command line override '{text}'",
-                                  hint=f"to add a new key, write +{text}") from None
-        return cfg
+            if not self._is_structural(override):
+                _update(data, override.key_or_group, override.value(), text)
+        return OmegaConf.create(data), dict(choices)
 
     def prepare(self, index: int, overrides: Sequence[str], swept: Sequence[str]) -> Trial:
-        from omegaconf import OmegaConf
-
         from framework.config import resolve
 
-        cfg = self.compose(overrides)
-        choices = {str(k): v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
-                   if not str(k).startswith("hydra")}
-        job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        job, choices = self.compose(overrides)
         source = ConfigSource(root=self.root, choices=choices, overrides=tuple(overrides))
         spec = build_spec(resolve(job, source), source)
         if spec.registration is None or not spec.registration.primary_metric:
@@ -346,8 +346,11 @@ class SweepSession:
                     f"({time.perf_counter() - t0:.2f} s)")
 
     def _run_trials(self, trials: list[Trial]):  # type: ignore[no-untyped-def]
+        from framework.registry.lineage import collect
+
+        lineage = collect(project_dir=self.root)
         tasks = [TrialTask(trial=t, sweep_id=self.sweep_id,
-                           trial_dir=str(self.store.trial_dir(t.index)),
+                           trial_dir=str(self.store.trial_dir(t.index)), lineage=lineage,
                            workspace=self.save_dvc_experiments) for t in trials]
         workers = min(self.jobs, len(tasks))
         if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
@@ -380,6 +383,31 @@ class SweepSession:
             line = f"failed: {(result.error or '').splitlines()[0][:120]}"
         note = "  (recorded earlier)" if resumed else ""
         _report(f"[{len(self.results):>3}/{total}] {mark} {what}  {line}{note}")
+
+
+def _update(data: dict[str, Any], key: str, value: Any, text: str) -> None:
+    """Set ``key`` (dotted) to ``value`` in nested dicts; a mapping merges into a mapping."""
+    node: Any = data
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"'{key}' is not a key of the composed config",
+                              file=f"command line override '{text}'",
+                              hint=f"to add a new key, write +{text}")
+        if depth < len(parts) - 1:
+            node = node[part]
+    if isinstance(value, dict) and isinstance(node[parts[-1]], dict):
+        _merge(node[parts[-1]], value)
+    else:
+        node[parts[-1]] = value
+
+
+def _merge(into: dict[str, Any], value: dict[str, Any]) -> None:
+    for k, v in value.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
 
 
 def _varying(job_overrides: Sequence[Sequence[str]], master: Any) -> list[list[str]]:
@@ -484,17 +512,16 @@ def _write_workspace(task: TrialTask, values: dict[tuple[str, str], Any], regist
 def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any:
     from framework.registry import open_registry
     from framework.registry.artifacts import sha256_file
-    from framework.registry.lineage import collect
 
     spec = task.trial.spec
     reg = spec.registration
     assert reg is not None
     cfg = spec.params["registry"]
     schema = json.loads((spec.root / reg.input_schema).read_text())
-    lineage = collect(project_dir=spec.root, inputs={
+    lineage = {**task.lineage, "inputs": {
         "model": sha256_file(model_path),
         "training_data": task.trial.keys[reg.model.stage],
-    })
+    }}
     with open_registry(spec.root / cfg.get("path", ".framework/registry")) as registry:
         return registry.register(
             reg.model_name, model_path, metrics=metrics, params=spec.params, input_schema=schema,
