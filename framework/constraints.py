@@ -30,6 +30,8 @@ from typing import Any
 Constraint = dict[str, Any]
 
 _CACHE_VERSION = 1
+#: Cache files already read in this process, by path and version of the file.
+_LOADED: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
 def describe_target(target: str) -> dict[str, Any]:
@@ -177,7 +179,11 @@ class ConstraintCache:
     def _load(self) -> dict[str, Any]:
         if self._data is None:
             try:
-                self._data = json.loads(self.path.read_text())
+                stat = self.path.stat()
+                key = (str(self.path), stat.st_mtime_ns, stat.st_size)
+                if key not in _LOADED:
+                    _LOADED[key] = json.loads(self.path.read_text())
+                self._data = dict(_LOADED[key])
             except (OSError, ValueError):
                 self._data = {}
         return self._data

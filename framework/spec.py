@@ -496,8 +496,7 @@ def _locate_function(run: str, root: Path, file: str, key: str) -> str | None:
                           or "stage modules are imported from the project root (the folder "
                              "holding conf/)")
     if origin.endswith(".py"):
-        tree = ast.parse(Path(origin).read_text(), filename=origin)
-        defined = _top_level_names(tree)
+        defined = _defined_names(origin)
         if func not in defined:
             raise ConfigError(f"module '{module_name}' ({_display(Path(origin), root)}) defines no "
                               f"function '{func}'", file=file, key=key,
@@ -533,6 +532,19 @@ def _sibling_modules(parent: str, root: Path) -> list[str]:
     folder = root.joinpath(*parent.split(".")) if parent else root
     found = [m.name for m in pkgutil.iter_modules([str(folder)])]
     return [f"{parent}.{m}" if parent else m for m in found]
+
+
+_NAMES: dict[tuple[str, int, int], list[str]] = {}
+
+
+def _defined_names(path: str) -> list[str]:
+    """Top-level names of a module's source, parsed once per version of the file (a sweep checks
+    every trial's config)."""
+    stat = Path(path).stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _NAMES:
+        _NAMES[key] = _top_level_names(ast.parse(Path(path).read_text(), filename=path))
+    return _NAMES[key]
 
 
 def _top_level_names(tree: ast.Module) -> list[str]:

@@ -357,7 +357,7 @@ class SweepSession:
             for task in tasks:
                 yield run_trial(task)
             return
-        _preload()  # imported once here, inherited by every forked worker
+        _preload(trials[0].spec)  # loaded once here, inherited by every forked worker
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                  initializer=_init_worker) as pool:
@@ -419,13 +419,26 @@ def _varying(job_overrides: Sequence[Sequence[str]], master: Any) -> list[list[s
     return [[o for o in ov if o.lstrip("+~").split("=", 1)[0] not in fixed] for ov in job_overrides]
 
 
-def _preload() -> None:
-    """Import what every trial needs (skops alone costs most of a second) before forking."""
+def _preload(spec: PipelineSpec) -> None:
+    """Import and compile what every trial needs before forking, so no worker pays for it:
+    skops alone costs half a second, each schema a jsonschema meta-validation."""
+    import hydra.utils  # noqa: F401  (instantiate)
     import skops.io  # noqa: F401
 
     import framework.registry.artifacts  # noqa: F401
-    import framework.registry.lineage  # noqa: F401
-    import framework.registry.sqlite  # noqa: F401
+    from framework.registry import open_registry
+    from framework.stage import _schema, import_function
+
+    registry = spec.params.get("registry") or {}
+    open_registry(spec.root / registry.get("path", ".framework/registry")).close()  # created once
+
+    for stage in spec.stages:
+        import_function(stage.run)
+        for art in (*stage.ins, *stage.outs):
+            if art.schema and art.path.endswith((".parquet", ".csv", ".tsv")):
+                _schema(spec.root / art.schema, compiled=True)
+        if stage.metrics and stage.metrics.schema:
+            _schema(spec.root / stage.metrics.schema, compiled=False)
 
 
 def _init_worker() -> None:
