@@ -165,13 +165,16 @@ def run_pipeline(cfg: Any, root: Path) -> int:
 
 
 def print_summary(out: Any, spec: Any, result: Any) -> None:
+    """The counts of what ran and was skipped; after a successful run, the metrics of each stage
+    that has some and the registry's decision."""
     from framework.compiler import RECEIPT
     from framework.spec import REGISTER_STAGE
 
-    """The counts of what ran and was skipped, then the metrics of each stage that has some."""
     counts = [(s, sum(r.status == s for r in result.stages))
               for s in ("ran", "skipped", "restored", "failed")]
     out.print("  " + ", ".join(f"{n} {s}" for s, n in counts if n))
+    if not result.ok:
+        return  # the metrics on disk are those of an earlier run
     for stage in spec.stages:
         if stage.metrics is None:
             continue
