@@ -15,8 +15,6 @@ import inspect
 import json
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -204,12 +202,10 @@ class ConstraintCache:
         """Write the cache atomically; a cache that cannot be written is simply not kept."""
         if not self._dirty or self._data is None:
             return
+        from framework.io import write_text
+
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".constraints-", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self._data, fh, sort_keys=True)
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(self._data, sort_keys=True))
             self._dirty = False
         except OSError:
             pass

@@ -54,10 +54,14 @@ def kind_of(path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+def atomic_path(target: str | Path, *, parents: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds.
+
+    ``parents``: create the folder of ``target`` when it does not exist.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
@@ -66,6 +70,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str, *, parents: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically (``parents``: create its folder if needed)."""
+    with atomic_path(path, parents=parents) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read(path: str | Path) -> Any:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -132,15 +131,9 @@ def parse_tags(raw: list[str]) -> dict[str, str]:
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from framework.io import write_text
+
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def summary(reg: Registration) -> str:

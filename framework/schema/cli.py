@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import TYPE_CHECKING
 
 from framework.errors import UserError
@@ -45,19 +44,12 @@ def read_table(path: str) -> pd.DataFrame:
 
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to a temporary file in the same folder, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
+    from framework.io import write_text
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        write_text(path, text, parents=False)
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _parser() -> argparse.ArgumentParser:

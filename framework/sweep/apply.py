@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io as _io
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import UsageError
+from framework.io import write_text
 from framework.sweep.store import SweepStore, winner
 
 #: Groups that say how a sweep was run, not what the pipeline is.
@@ -184,13 +184,7 @@ def apply_winner(store: SweepStore, *, dry_run: bool = False) -> list[Change]:
         if dry_run:
             return _last_per_key(changes)
         for path in editor.docs:
-            rel = path.relative_to(work)
-            dest = root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_path = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(path.read_text())
-            os.replace(tmp_path, dest)
+            write_text(root / path.relative_to(work), path.read_text())
 
     from framework.commands import compile_project
     from framework.compiler import write

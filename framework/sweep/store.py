@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import UsageError, did_you_mean
+from framework.io import write_text
 
 SWEEPS_DIR = Path(".framework") / "sweeps"
 
@@ -81,8 +82,8 @@ class SweepStore:
         """Record the sweep's description (kept from its first start) and mark it the latest."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.meta_path.exists():
-            _write_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        _write_atomic(sweeps_root(self.root) / "LATEST", self.sweep_id + "\n")
+            write_text(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_text(sweeps_root(self.root) / "LATEST", self.sweep_id + "\n")
 
     def meta(self) -> dict[str, Any]:
         try:
@@ -113,12 +114,6 @@ class SweepStore:
             found[result.key] = result
         return sorted(found.values(), key=lambda r: r.index)
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def list_sweeps(root: Path) -> list[str]:
