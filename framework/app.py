@@ -98,9 +98,10 @@ def _sweep_summary(out: Any, session: Any) -> int:
     out.print()
     print_table(session.store, out, limit=25)
     took = time.perf_counter() - session.started
-    n = len(session.results)
-    out.print(f"{n} trials in {took:.1f} s ({took / max(n, 1) * 1000:.0f} ms per trial, "
-              f"{session.jobs} parallel)")
+    ran = len(session.results) - session.reused
+    earlier = f"; {session.reused} recorded earlier" if session.reused else ""
+    out.print(f"{ran} trials ran in {took:.1f} s ({took / max(ran, 1) * 1000:.0f} ms per trial, "
+              f"{session.jobs} parallel){earlier}")
     return 0 if any(r.status == "ok" for r in session.results) else 1
 
 

@@ -200,6 +200,7 @@ class SweepSession:
         self.store = SweepStore(root, self.sweep_id)
         self.previous = {r.key: r for r in self.store.results() if r.status == "ok"}
         self.results: list[TrialResult] = []
+        self.reused = 0  # trials finished by an earlier run of the same sweep
         self.total = self._planned_total()
         self._parser = OverridesParser.create()
         self._structures: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -369,6 +370,7 @@ class SweepSession:
 
     def _finish(self, result: TrialResult, resumed: bool = False) -> None:
         self.results.append(result)
+        self.reused += resumed
         best = winner(self.results, self.primary, self.direction)
         total = self.total or "?"
         mark = "✓" if result.status == "ok" else "✗"
