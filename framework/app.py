@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framework.errors import FrameworkError
+from framework.errors import FrameworkError, UsageError
 
 # Hydra exits 1 on a composition error, before our task runs; we report those as user errors.
 _CONFIG_ERROR_EXIT = 2
+_OTHER_LAUNCHER = ("multirun jobs run through the framework's launcher (hydra/launcher: framework, "
+                   "the default of conf/config.yaml); another launcher would run `dvc repro` once "
+                   "per job in one workspace")
 #: The one flag of ours among Hydra's: short for the override sweep.save_dvc_experiments=true.
 SAVE_DVC_EXPERIMENTS = "--save-dvc-experiments"
 
@@ -62,13 +65,10 @@ def run_app(args: list[str]) -> int:
 
         state["started"] = True
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            from framework.sweep.engine import ensure_not_nested
-
-            try:
-                ensure_not_nested()
-            except FrameworkError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                raise SystemExit(exc.exit_code) from None
+            # Sweeps run through the framework's launcher; another launcher would run
+            # `dvc repro` once per job, in parallel, in one workspace.
+            print(f"error: {UsageError(_OTHER_LAUNCHER)}", file=sys.stderr)
+            raise SystemExit(UsageError.exit_code)
         state["code"] = run_pipeline(cfg, root)
 
     from framework.sweep import engine

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from framework.errors import ConfigError, FrameworkError, UsageError
+from framework.errors import ConfigError, FrameworkError
 from framework.spec import ConfigSource, PipelineSpec, build_spec, check_ranges
 from framework.sweep.store import SweepStore, TrialResult, trial_key, winner
 
@@ -544,11 +544,3 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any
             direction=reg.direction, lineage=lineage, sweep_id=task.sweep_id,
             tags={"sweep": task.sweep_id, "trial": str(task.trial.index),
                   "overrides": " ".join(task.trial.swept)})
-
-
-def ensure_not_nested() -> None:
-    """Sweeps run through the framework's launcher; other launchers would run ``dvc repro`` per
-    job, in parallel, on one workspace."""
-    raise UsageError("multirun jobs run through the framework's launcher "
-                     "(hydra/launcher: framework, the default of conf/config.yaml); "
-                     "another launcher would run `dvc repro` once per job in one workspace")
