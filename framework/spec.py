@@ -98,7 +98,6 @@ class Registration:
     model_name: str
     primary_metric: str | None
     direction: str
-    known_metrics: tuple[str, ...]  # from the metrics schema, when it lists them
     gates: tuple[Any, ...] = ()
 
 
@@ -108,14 +107,7 @@ class PipelineSpec:
     stages: tuple[Stage, ...]  # in a stable topological order
     params: dict[str, Any]  # the content of params.yaml
     pipeline_file: str
-    ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
     registration: Registration | None = None
-
-    def stage(self, name: str) -> Stage:
-        for s in self.stages:
-            if s.name == name:
-                return s
-        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -192,8 +184,7 @@ def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
     check_estimators(params, source)
     registration = _registration(params, stages, source)
     return PipelineSpec(root=source.root, stages=tuple(stages), params=params,
-                        pipeline_file=pipeline_file, ranges=dict(ranges),
-                        registration=registration)
+                        pipeline_file=pipeline_file, registration=registration)
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,7 +247,7 @@ def _registration(params: Mapping[str, Any], stages: list[Stage],
         model=Input(name=model.name, path=model.path, stage=producer.name, output=model.name),
         metrics=metrics, input_schema=tables[0].schema,
         model_name=cfg["model_name"], primary_metric=primary, direction=cfg["direction"],
-        known_metrics=known, gates=tuple(gates))
+        gates=tuple(gates))
 
 
 # --------------------------------------------------------------------------------------------

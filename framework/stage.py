@@ -135,7 +135,7 @@ def import_function(run: str) -> Any:
 _SCHEMAS: dict[tuple[str, int, int, bool], Any] = {}
 
 
-def _schema(path: Path, compiled: bool) -> Any:
+def schema_file(path: Path, compiled: bool) -> Any:
     """A schema file, checked and compiled once per content (sweeps check many tables)."""
     from framework.schema import compile_schema, load_schema
 
@@ -150,13 +150,13 @@ def _schema(path: Path, compiled: bool) -> Any:
 def _check_table(df: Any, schema_path: Path, what: str) -> None:
     from framework.schema import validate
 
-    validate(df, _schema(schema_path, compiled=True), what=what)
+    validate(df, schema_file(schema_path, compiled=True), what=what)
 
 
 def _check_metrics(metrics: Any, schema_path: Path, what: str) -> None:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(_schema(schema_path, compiled=False))
+    validator = jsonschema.Draft202012Validator(schema_file(schema_path, compiled=False))
     errors = sorted(validator.iter_errors(io.to_plain(metrics)), key=lambda e: list(e.path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.path)) or '(root)'}: {e.message} ({e.validator})"

@@ -429,7 +429,7 @@ def _preload(spec: PipelineSpec) -> None:
 
     import framework.registry.artifacts  # noqa: F401
     from framework.registry import open_registry
-    from framework.stage import _schema, import_function
+    from framework.stage import import_function, schema_file
 
     registry = spec.params.get("registry") or {}
     open_registry(spec.root / registry.get("path", ".framework/registry")).close()  # created once
@@ -438,9 +438,9 @@ def _preload(spec: PipelineSpec) -> None:
         import_function(stage.run)
         for art in (*stage.ins, *stage.outs):
             if art.schema and art.path.endswith((".parquet", ".csv", ".tsv")):
-                _schema(spec.root / art.schema, compiled=True)
+                schema_file(spec.root / art.schema, compiled=True)
         if stage.metrics and stage.metrics.schema:
-            _schema(spec.root / stage.metrics.schema, compiled=False)
+            schema_file(spec.root / stage.metrics.schema, compiled=False)
 
 
 def _init_worker() -> None:
