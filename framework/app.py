@@ -26,14 +26,25 @@ SAVE_DVC_EXPERIMENTS = "--save-dvc-experiments"
 
 
 def run_app(args: list[str]) -> int:
+    from framework.sweep import warm
+
+    root = Path.cwd()
+    args = ["sweep.save_dvc_experiments=true" if a == SAVE_DVC_EXPERIMENTS else a for a in args]
+    warm.start(root / "conf", args)  # a sweep's heavy imports start now, on the other core
+    try:
+        return _run_app(root, args)
+    finally:
+        warm.stop()
+
+
+def _run_app(root: Path, args: list[str]) -> int:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from framework.config import check_group_overrides, compose_raw, conf_dir, resolve
     from framework.spec import build_spec
+    from framework.sweep import warm
 
-    root = Path.cwd()
-    args = ["sweep.save_dvc_experiments=true" if a == SAVE_DVC_EXPERIMENTS else a for a in args]
     try:
         conf = conf_dir(root)
         check_group_overrides(root, args)
@@ -48,6 +59,8 @@ def run_app(args: list[str]) -> int:
                 from framework.sweep.engine import check_sweep_space
 
                 check_sweep_space(root, raw, sweeps)
+            else:
+                warm.stop()  # a single run after all
             build_spec(resolve(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]), source),
                        source)
     except FrameworkError as exc:
@@ -79,6 +92,14 @@ def run_app(args: list[str]) -> int:
     sys.argv = ["python -m framework", *args]
     try:
         task()
+    except KeyboardInterrupt:
+        session = engine.CURRENT
+        if session is not None:
+            print(f"\ninterrupted: {len(session.results)} trials of sweep {session.sweep_id} are "
+                  "recorded; the same command resumes it", file=sys.stderr)
+        else:
+            print("\ninterrupted", file=sys.stderr)
+        return 130
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code and not state["started"] and engine.CURRENT is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from framework.sweep.warm import looks_like_sweep
 from tests.conftest import cli_env, run, run_cli
 
 
@@ -79,21 +81,58 @@ def test_sweep_outside_its_range_is_refused_before_anything_runs(project: Path) 
     assert not (project / ".framework/registry").exists()
 
 
-def test_experiment_sweep_resumes_after_a_kill(project: Path) -> None:
-    cmd = [sys.executable, "-m", "framework", "+experiment=tune_logreg", "sweep.jobs=1"]
-    proc = subprocess.Popen(cmd, cwd=project, env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def start_sweep(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``python -m framework ARGS`` in a process group of its own (the sweep's processes)."""
+    return subprocess.Popen([sys.executable, "-m", "framework", *args], cwd=root, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def read_until_trials(proc: subprocess.Popen[str], count: int) -> list[str]:
+    """The lines printed until ``count`` trials have finished."""
     assert proc.stdout is not None
-    finished = 0
+    lines: list[str] = []
     deadline = time.monotonic() + 120
     for line in proc.stdout:
-        finished += line.startswith("[") and " ✓ " in line
-        if finished == 3 or time.monotonic() > deadline:
+        lines.append(line)
+        if sum(x.startswith("[") and " ✓ " in x for x in lines) == count \
+                or time.monotonic() > deadline:
             break
-    proc.send_signal(signal.SIGKILL)
+    return lines
+
+
+def group_ends(pgid: int, within: float = 30.0) -> bool:
+    """Whether every process of the group has ended within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_looks_like_sweep_decides_on_the_command_line_alone(project: Path) -> None:
+    conf = project / "conf"
+    assert looks_like_sweep(conf, ["+experiment=tune_logreg"])  # the file sets MULTIRUN
+    assert looks_like_sweep(conf, ["-m", "model.C=0.1,1"])
+    assert looks_like_sweep(conf, ["hydra.mode=MULTIRUN"])
+    assert not looks_like_sweep(conf, [])
+    assert not looks_like_sweep(conf, ["model=random_forest", "model.n_estimators=10"])
+    assert not looks_like_sweep(conf, ["+experiment=tune_logreg", "--cfg", "job"])
+    assert not looks_like_sweep(conf, ["+experiment=no_such_file"])
+
+
+def test_experiment_sweep_resumes_after_a_kill(project: Path) -> None:
+    proc = start_sweep(project, "+experiment=tune_logreg", "sweep.jobs=1")
+    lines = read_until_trials(proc, 3)
+    proc.send_signal(signal.SIGKILL)  # the main process only, as an out-of-memory killer would
     proc.wait()
+    assert proc.stdout is not None
     proc.stdout.close()
-    assert finished == 3
+    assert sum(" ✓ " in line for line in lines) == 3, "".join(lines)
+    assert group_ends(proc.pid)  # the sweep's other processes notice, and end
     done_before = show(project)["trials"]
     assert 3 <= len(done_before) < 20
 
@@ -104,6 +143,36 @@ def test_experiment_sweep_resumes_after_a_kill(project: Path) -> None:
     versions = [t["version"] for t in data["trials"]]
     assert len(set(versions)) == 20  # no trial registered twice
     assert data["sweep"]["id"].startswith("tune_logreg-")
+
+
+def test_an_experiment_chosen_in_the_defaults_list_sweeps_too(project: Path) -> None:
+    # nothing on the command line says "sweep": no warm process, the trials run from the main one
+    config = project / "conf/config.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("  - override hydra/sweeper:",
+                                   "  - experiment: tune_logreg\n  - override hydra/sweeper:", 1))
+    assert not looks_like_sweep(project / "conf", [])
+    proc = run_cli(project, check=True)
+    assert "shared stages ran once for the sweep: ingest, split" in proc.stdout
+    trials = show(project)["trials"]
+    assert len(trials) == 20 and all(t["status"] == "ok" and t["version"] for t in trials)
+
+
+def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(project: Path) -> None:
+    proc = start_sweep(project, "+experiment=tune_logreg")
+    lines = read_until_trials(proc, 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    rest, _ = proc.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert "interrupted:" in output and "the same command resumes it" in output
+    assert "Traceback" not in output
+    assert group_ends(proc.pid)
+    recorded = len(show(project)["trials"])
+    assert 2 <= recorded < 20
+    again = run_cli(project, "+experiment=tune_logreg", check=True)
+    assert again.stdout.count("(recorded earlier)") == recorded
+    assert len(show(project)["trials"]) == 20
 
 
 def test_apply_writes_the_winner_into_conf_and_dvc_repro_reproduces_it(dvc_project: Path) -> None:

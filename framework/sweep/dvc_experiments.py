@@ -28,8 +28,7 @@ def _git(root: Path, *args: str) -> str:
 def save_experiments(session: Any, trials: list[Any]) -> list[str]:
     """Save each trial as the DVC experiment ``<sweep id>-<trial>``; return their names."""
     from framework.compiler import compile_spec
-    from framework.stage import StageCall, write_outputs
-    from framework.sweep.engine import _MEMO
+    from framework.sweep.engine import SHARED_DIR
 
     root: Path = session.root
     dvc.ensure_repo(root)
@@ -38,12 +37,8 @@ def save_experiments(session: Any, trials: list[Any]) -> list[str]:
         raise UsageError("DVC experiments are saved on top of a git commit: commit the project "
                          "first (git add -A && git commit)")
     names = []
+    shared = session.store.dir / SHARED_DIR  # written by the run of the trials
     with tempfile.TemporaryDirectory(prefix="framework-exp-") as tmp:
-        shared = Path(tmp) / "shared"
-        for stage in trials[0].spec.stages if trials else ():
-            outputs = _MEMO.get(trials[0].keys[stage.name])
-            if outputs is not None:
-                write_outputs(StageCall.from_stage(stage), outputs, shared)
         tree = Path(tmp) / "worktree"
         _git(root, "worktree", "add", "--detach", "--quiet", str(tree), "HEAD")
         try:

@@ -6,13 +6,15 @@ launcher (``hydra/launcher: framework``) hands each batch to a :class:`SweepSess
 1. composes each trial's config: Hydra composes once per distinct choice of config groups, and
    plain value overrides (``model.C=0.1``) are applied to a copy the way Hydra applies them;
 2. checks every trial (ranges, estimator constraints) before any of them runs;
-3. runs once, in this process, the stages whose inputs and params are the same in every trial
-   (ingest, split ...), keyed by a hash of their function, params, inputs and schemas;
+3. runs once the stages whose inputs and params are the same in every trial (ingest, split ...),
+   keyed by a hash of their function, params, inputs and schemas;
 4. runs the remaining stages of each trial in worker processes (forked, so they share what step 3
    computed), with the same checked code path as the stage runner (:func:`framework.stage.execute`),
    so a trial gives exactly what ``dvc repro`` gives for its params;
 5. registers each trial's model (tagged with the sweep id) and records the trial as it finishes.
 
+Steps 3 and 4 (:func:`run_tasks`) run in the sweep's warm process (:mod:`framework.sweep.warm`),
+which has imported what the trials need while this process composed them; without it, here.
 A trial that fails is recorded with its error and the sweep goes on. A sweep started again with
 the same command has the same id and skips the trials it already finished.
 """
@@ -20,6 +22,7 @@ the same command has the same id and skips the trials it already finished.
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import json
 import logging
@@ -27,7 +30,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,6 +46,10 @@ log = logging.getLogger(__name__)
 #: Outputs of stages shared by all trials, by stage key. Filled in the main process before the
 #: workers are forked, so the workers read it without copying.
 _MEMO: dict[str, dict[str, Any]] = {}
+
+#: Where, in a sweep's folder, the outputs of its shared stages are written when its trials are
+#: saved as DVC experiments.
+SHARED_DIR = "shared"
 
 #: The session of the sweep running in this process (read by the CLI to print the summary).
 CURRENT: SweepSession | None = None
@@ -291,7 +298,6 @@ class SweepSession:
         results: dict[str, TrialResult] = {t.key: self.previous[t.key] for t in trials
                                            if t.key in self.previous}
         if todo:
-            self._run_shared(todo)
             for result in self._run_trials(todo):
                 results[trial_key(result.overrides)] = result
                 self.store.append(result)
@@ -317,56 +323,19 @@ class SweepSession:
                 "primary_metric": self.primary, "direction": self.direction,
                 "planned_trials": self.total}
 
-    def _run_shared(self, trials: list[Trial]) -> None:
-        """Run, once, the stages whose key is the same in every trial."""
-        from framework import io
-        from framework.spec import lookup
-        from framework.stage import StageCall, execute
-
-        first = trials[0]
-        t0 = time.perf_counter()
-        ran = []
-        for stage in first.spec.stages:
-            key = first.keys[stage.name]
-            if key in _MEMO or any(t.keys.get(stage.name) != key for t in trials):
-                continue
-            inputs = {}
-            for i in stage.ins:
-                if i.stage is None:
-                    inputs[i.name] = io.read(self.root / i.path)
-                elif first.keys[i.stage] in _MEMO:
-                    inputs[i.name] = _MEMO[first.keys[i.stage]][i.output]
-                else:
-                    break
-            else:
-                params = {p.rsplit(".", 1)[-1]: lookup(first.spec.params, p) for p in stage.params}
-                _MEMO[key] = execute(StageCall.from_stage(stage), params, inputs, self.root)
-                ran.append(stage.name)
-        if ran:
-            _report(f"shared stages ran once for the sweep: {', '.join(ran)} "
-                    f"({time.perf_counter() - t0:.2f} s)")
-
-    def _run_trials(self, trials: list[Trial]):  # type: ignore[no-untyped-def]
+    def _run_trials(self, trials: list[Trial]) -> Iterator[TrialResult]:
         from framework.registry.lineage import collect
+        from framework.sweep import warm
 
         lineage = collect(project_dir=self.root)
         tasks = [TrialTask(trial=t, sweep_id=self.sweep_id,
                            trial_dir=str(self.store.trial_dir(t.index)), lineage=lineage,
                            workspace=self.save_dvc_experiments) for t in trials]
-        workers = min(self.jobs, len(tasks))
-        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            for task in tasks:
-                yield run_trial(task)
-            return
-        _preload(trials[0].spec)  # loaded once here, inherited by every forked worker
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_init_worker) as pool:
-            pending: set[Future[TrialResult]] = {pool.submit(run_trial, task) for task in tasks}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+        process = warm.current()
+        if process is not None:
+            yield from process.run(tasks, self.jobs)
+        else:
+            yield from run_tasks(tasks, self.jobs)
 
     def _finish(self, result: TrialResult, resumed: bool = False) -> None:
         self.results.append(result)
@@ -385,6 +354,83 @@ class SweepSession:
             line = f"failed: {(result.error or '').splitlines()[0][:120]}"
         note = "  (recorded earlier)" if resumed else ""
         _report(f"[{len(self.results):>3}/{total}] {mark} {what}  {line}{note}")
+
+
+def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialResult]:
+    """Run a batch: the stages whose key is the same in every trial once, then the trials,
+    ``jobs`` at a time in forked workers; yield each result as it finishes.
+
+    Runs in the sweep's warm process (:mod:`framework.sweep.warm`), or in the main process."""
+    trials = [task.trial for task in tasks]
+    _run_shared(trials)
+    if any(task.workspace for task in tasks):
+        _write_shared(trials, Path(tasks[0].trial_dir).parent / SHARED_DIR)
+    workers = min(jobs, len(tasks))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for task in tasks:
+            yield run_trial(task)
+        return
+    from threadpoolctl import threadpool_limits
+
+    _preload(trials[0].spec)  # loaded once here, inherited by every forked worker
+    gc.freeze()  # the workers' collections skip what they inherit (and leave its pages shared)
+    context = multiprocessing.get_context("fork")
+    # One BLAS/OpenMP thread per worker (the workers already use every core), set before they
+    # are forked: each inherits it, and its first fit is ~0.1 s faster than when set in each.
+    with threadpool_limits(limits=1), ProcessPoolExecutor(max_workers=workers,
+                                                          mp_context=context) as pool:
+        pending: set[Future[TrialResult]] = {pool.submit(run_trial, task) for task in tasks}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            if pending:  # stopped early (interrupted, or the reader went away): start no more
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_shared(trials: Sequence[Trial]) -> None:
+    """Run, once, the stages whose key is the same in every trial."""
+    from framework import io
+    from framework.spec import lookup
+    from framework.stage import StageCall, execute
+
+    first = trials[0]
+    root = first.spec.root
+    t0 = time.perf_counter()
+    ran = []
+    for stage in first.spec.stages:
+        key = first.keys[stage.name]
+        if key in _MEMO or any(t.keys.get(stage.name) != key for t in trials):
+            continue
+        inputs = {}
+        for i in stage.ins:
+            if i.stage is None:
+                inputs[i.name] = io.read(root / i.path)
+            elif first.keys[i.stage] in _MEMO:
+                inputs[i.name] = _MEMO[first.keys[i.stage]][i.output]
+            else:
+                break
+        else:
+            params = {p.rsplit(".", 1)[-1]: lookup(first.spec.params, p) for p in stage.params}
+            _MEMO[key] = execute(StageCall.from_stage(stage), params, inputs, root)
+            ran.append(stage.name)
+    if ran:
+        _report(f"shared stages ran once for the sweep: {', '.join(ran)} "
+                f"({time.perf_counter() - t0:.2f} s)")
+
+
+def _write_shared(trials: Sequence[Trial], folder: Path) -> None:
+    """The outputs of the shared stages, as ``dvc repro`` writes them, for the DVC experiments
+    of the sweep (:mod:`framework.sweep.dvc_experiments`)."""
+    from framework.stage import StageCall, write_outputs
+
+    first = trials[0]
+    for stage in first.spec.stages:
+        outputs = _MEMO.get(first.keys[stage.name])
+        if outputs is not None:
+            write_outputs(StageCall.from_stage(stage), outputs, folder)
 
 
 def _update(data: dict[str, Any], key: str, value: Any, text: str) -> None:
@@ -441,15 +487,6 @@ def _preload(spec: PipelineSpec) -> None:
                 schema_file(spec.root / art.schema, compiled=True)
         if stage.metrics and stage.metrics.schema:
             schema_file(spec.root / stage.metrics.schema, compiled=False)
-
-
-def _init_worker() -> None:
-    try:  # one BLAS thread per worker: the workers already use every core
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
 
 
 def _now() -> str:
