@@ -28,7 +28,7 @@ def _git(root: Path, *args: str) -> str:
 def save_experiments(session: Any, trials: list[Any]) -> list[str]:
     """Save each trial as the DVC experiment ``<sweep id>-<trial>``; return their names."""
     from framework.compiler import compile_spec
-    from framework.sweep.engine import SHARED_DIR
+    from framework.sweep.engine import SHARED_DIR, WORKSPACE_DIR
 
     root: Path = session.root
     dvc.ensure_repo(root)
@@ -46,7 +46,7 @@ def save_experiments(session: Any, trials: list[Any]) -> list[str]:
             for trial in trials:
                 for path in _generated(trial.spec):
                     (tree / path).unlink(missing_ok=True)
-                for folder in (shared, session.store.trial_dir(trial.index) / "workspace"):
+                for folder in (shared, session.store.trial_dir(trial.index) / WORKSPACE_DIR):
                     if folder.is_dir():
                         shutil.copytree(folder, tree, dirs_exist_ok=True)
                 for rel, text in compile_spec(trial.spec).files.items():

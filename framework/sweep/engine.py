@@ -28,10 +28,12 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +52,8 @@ _MEMO: dict[str, dict[str, Any]] = {}
 #: Where, in a sweep's folder, the outputs of its shared stages are written when its trials are
 #: saved as DVC experiments.
 SHARED_DIR = "shared"
+#: Where, in a trial's folder, the outputs of its own stages are written in that case.
+WORKSPACE_DIR = "workspace"
 
 #: The session of the sweep running in this process (read by the CLI to print the summary).
 CURRENT: SweepSession | None = None
@@ -298,7 +302,8 @@ class SweepSession:
         results: dict[str, TrialResult] = {t.key: self.previous[t.key] for t in trials
                                            if t.key in self.previous}
         if todo:
-            for result in self._run_trials(todo):
+            for outcome in self._run_trials(todo):
+                result = register_trial(outcome)
                 results[trial_key(result.overrides)] = result
                 self.store.append(result)
                 self._finish(result)
@@ -323,7 +328,7 @@ class SweepSession:
                 "primary_metric": self.primary, "direction": self.direction,
                 "planned_trials": self.total}
 
-    def _run_trials(self, trials: list[Trial]) -> Iterator[TrialResult]:
+    def _run_trials(self, trials: list[Trial]) -> Iterator[TrialOutcome]:
         from framework.registry.lineage import collect
         from framework.sweep import warm
 
@@ -356,9 +361,10 @@ class SweepSession:
         _report(f"[{len(self.results):>3}/{total}] {mark} {what}  {line}{note}")
 
 
-def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialResult]:
-    """Run a batch: the stages whose key is the same in every trial once, then the trials,
-    ``jobs`` at a time in forked workers; yield each result as it finishes.
+def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialOutcome]:
+    """Run a batch: the stages whose key is the same in every trial once, then the trials'
+    stages, ``jobs`` at a time in forked workers; save each trial's model here as it finishes
+    and yield its outcome (the main process registers and records it).
 
     Runs in the sweep's warm process (:mod:`framework.sweep.warm`), or in the main process."""
     trials = [task.trial for task in tasks]
@@ -368,7 +374,7 @@ def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialResult]:
     workers = min(jobs, len(tasks))
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for task in tasks:
-            yield run_trial(task)
+            yield save_trial(run_stages(task))
         return
     from threadpoolctl import threadpool_limits
 
@@ -377,14 +383,23 @@ def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialResult]:
     context = multiprocessing.get_context("fork")
     # One BLAS/OpenMP thread per worker (the workers already use every core), set before they
     # are forked: each inherits it, and its first fit is ~0.1 s faster than when set in each.
-    with threadpool_limits(limits=1), ProcessPoolExecutor(max_workers=workers,
-                                                          mp_context=context) as pool:
-        pending: set[Future[TrialResult]] = {pool.submit(run_trial, task) for task in tasks}
+    with threadpool_limits(limits=1), ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                          initializer=_init_worker) as pool:
+        pending = {pool.submit(run_stages, task): task for task in tasks}
+        # The workers fit; meanwhile this process imports what saving a model needs (skops:
+        # half a second), so no worker pays for it and no core waits.
+        import skops.io  # noqa: F401
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(set(pending), return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    task = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # not picklable, or the worker died
+                        outcome = TrialOutcome(task=task, seconds=0.0,
+                                               error=f"{type(exc).__name__}: {exc}")
+                    yield save_trial(outcome)
         finally:
             if pending:  # stopped early (interrupted, or the reader went away): start no more
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -468,12 +483,10 @@ def _varying(job_overrides: Sequence[Sequence[str]], master: Any) -> list[list[s
 
 
 def _preload(spec: PipelineSpec) -> None:
-    """Import and compile what every trial needs before forking, so no worker pays for it:
-    skops alone costs half a second, each schema a jsonschema meta-validation."""
+    """Import and compile what every trial's stages need before forking, so no worker pays for
+    it: the stage functions' modules, each schema (a jsonschema meta-validation)."""
     import hydra.utils  # noqa: F401  (instantiate)
-    import skops.io  # noqa: F401
 
-    import framework.registry.artifacts  # noqa: F401
     from framework.registry import open_registry
     from framework.stage import import_function, schema_file
 
@@ -489,6 +502,30 @@ def _preload(spec: PipelineSpec) -> None:
             schema_file(spec.root / stage.metrics.schema, compiled=False)
 
 
+def _init_worker() -> None:
+    """A trial worker holds nothing that needs saving (it computes in memory), so:
+
+    - it runs at a lower priority than the process that forked it, which saves what the workers
+      produce (and first imports skops): results flow as fast as the workers make them, and the
+      workers get every core that process leaves;
+    - Ctrl-C ends it at once (Python's handler would only interrupt the current trial, and the
+      worker would go on with the next);
+    - on Linux it ends with the process that forked it, never left behind.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        os.nice(10)
+    except OSError:  # pragma: no cover - not allowed here: equal priority works too
+        pass
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -497,8 +534,31 @@ def _now() -> str:
 # one trial (runs in a worker)
 
 
-def run_trial(task: TrialTask) -> TrialResult:
-    """Run the stages of one trial in memory, save and register its model, never raise."""
+@dataclass
+class TrialOutcome:
+    """A trial on its way: its stages ran (in a worker), its model is saved (where skops is
+    imported), then it is registered and recorded (in the main process)."""
+
+    task: TrialTask
+    seconds: float  # spent so far
+    metrics: dict[str, Any] | None = None
+    #: Until saved: the model and, for DVC experiments, the outputs of the trial's own stages
+    #: (stage -> outputs), pickled by the worker. As bytes they cross to the saving process
+    #: without importing anything there, in the thread that receives them; they are unpickled
+    #: by its main thread, which may be importing skops meanwhile (two threads importing
+    #: scikit-learn modules at once can fail on its circular imports).
+    payload: bytes | None = None
+    model_path: str | None = None  # once saved
+    error: str | None = None
+
+
+def run_stages(task: TrialTask) -> TrialOutcome:
+    """Run the stages of one trial in memory (in a worker); never raise.
+
+    Outputs of the shared stages are handed to the trial's functions as copies: a function
+    that changes its input in place must not change what the next trial receives (under
+    ``dvc repro`` each stage reads its inputs afresh from files).
+    """
     from framework import io
     from framework.spec import lookup
     from framework.stage import StageCall, execute
@@ -507,58 +567,101 @@ def run_trial(task: TrialTask) -> TrialResult:
     spec = trial.spec
     root = spec.root
     t0 = time.perf_counter()
-    base = TrialResult(index=trial.index, overrides=trial.swept, status="failed",
-                       params=spec.params, choices=trial.choices)
     try:
         values: dict[tuple[str, str], Any] = {}
+        own: dict[str, dict[str, Any]] = {}
         for stage in spec.stages:
             key = trial.keys[stage.name]
             if key in _MEMO:
                 outputs = _MEMO[key]
             else:
-                inputs = {i.name: values[(i.stage, i.output)] if i.stage else io.read(root / i.path)
-                          for i in stage.ins}
+                inputs = {i.name: io.read(root / i.path) if i.stage is None
+                          else _copy(values[(i.stage, i.output)]) if i.stage not in own
+                          else values[(i.stage, i.output)] for i in stage.ins}
                 params = {p.rsplit(".", 1)[-1]: lookup(spec.params, p) for p in stage.params}
                 outputs = execute(StageCall.from_stage(stage), params, inputs, root)
+                own[stage.name] = outputs
             values.update({(stage.name, name): value for name, value in outputs.items()})
         reg = spec.registration
         assert reg is not None
         evaluator = next(s for s in spec.stages if s.metrics and s.metrics.path == reg.metrics.path)
-        metrics = io.to_plain(values[(evaluator.name, "metrics")])
-        folder = Path(task.trial_dir)
-        io.write(folder / "model.skops", values[(reg.model.stage, reg.model.output)])
-        io.write(folder / "metrics.json", metrics)
-        registration = _register(task, folder / "model.skops", metrics)
-        if task.workspace:
-            _write_workspace(task, values, registration)
-        base.status = "ok"
-        base.metrics = metrics
-        base.version = registration.version.version
-        base.decision = registration.version.status
-        base.gates_passed = all(v.passed for v in registration.verdicts)
+        payload = pickle.dumps((values[(reg.model.stage, reg.model.output)],
+                                own if task.workspace else None), protocol=pickle.HIGHEST_PROTOCOL)
+        return TrialOutcome(task=task, seconds=time.perf_counter() - t0, payload=payload,
+                            metrics=io.to_plain(values[(evaluator.name, "metrics")]))
     except FrameworkError as exc:
-        base.error = str(exc)
+        error = str(exc)
     except Exception as exc:  # a trial's own bug: recorded, the sweep goes on
-        base.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
-    base.duration = round(time.perf_counter() - t0, 4)
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+    return TrialOutcome(task=task, seconds=time.perf_counter() - t0, error=error)
+
+
+def save_trial(outcome: TrialOutcome) -> TrialOutcome:
+    """Save the trial's model and metrics in its folder (and, for DVC experiments, the outputs
+    of its own stages); never raise."""
+    from framework import io
+    from framework.stage import StageCall, write_outputs
+
+    if outcome.error is not None:
+        return outcome
+    t0 = time.perf_counter()
+    task = outcome.task
+    folder = Path(task.trial_dir)
+    try:
+        assert outcome.payload is not None
+        model, own = pickle.loads(outcome.payload)  # made by our own worker
+        io.write(folder / "model.skops", model)
+        io.write(folder / "metrics.json", outcome.metrics)
+        for stage in task.trial.spec.stages if own is not None else ():
+            if stage.name in own:
+                write_outputs(StageCall.from_stage(stage), own[stage.name], folder / WORKSPACE_DIR)
+        outcome.model_path = str(folder / "model.skops")
+    except FrameworkError as exc:
+        outcome.error = str(exc)
+    except Exception as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+    outcome.payload = None  # what goes on to the main process is small
+    outcome.seconds += time.perf_counter() - t0
+    return outcome
+
+
+def register_trial(outcome: TrialOutcome) -> TrialResult:
+    """Register the trial's saved model (tagged with the sweep id) and make its record;
+    never raise."""
+    from framework import io
+    from framework.compiler import RECEIPT
+
+    task = outcome.task
+    trial = task.trial
+    t0 = time.perf_counter()
+    base = TrialResult(index=trial.index, overrides=trial.swept, status="failed",
+                       params=trial.spec.params, choices=trial.choices, error=outcome.error)
+    if outcome.error is None and outcome.model_path is not None:
+        try:
+            assert outcome.metrics is not None
+            registration = _register(task, Path(outcome.model_path), outcome.metrics)
+            if task.workspace:
+                io.write(Path(task.trial_dir) / WORKSPACE_DIR / RECEIPT, registration.receipt())
+            base.status = "ok"
+            base.metrics = outcome.metrics
+            base.version = registration.version.version
+            base.decision = registration.version.status
+            base.gates_passed = all(v.passed for v in registration.verdicts)
+        except FrameworkError as exc:
+            base.error = str(exc)
+        except Exception as exc:
+            base.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+    base.duration = round(outcome.seconds + time.perf_counter() - t0, 4)
     base.finished_at = _now()
     return base
 
 
-def _write_workspace(task: TrialTask, values: dict[tuple[str, str], Any], registration: Any) -> None:
-    """Every output of the trial's own stages (not the shared ones), as ``dvc repro`` writes
-    them, under ``trial-NNN/workspace/``; and the register step's receipt."""
-    from framework import io
-    from framework.compiler import RECEIPT
-    from framework.stage import StageCall, write_outputs
-
-    root = Path(task.trial_dir) / "workspace"
-    for stage in task.trial.spec.stages:
-        if task.trial.keys[stage.name] in _MEMO:
-            continue
-        outputs = {name: value for (owner, name), value in values.items() if owner == stage.name}
-        write_outputs(StageCall.from_stage(stage), outputs, root)
-    io.write(root / RECEIPT, registration.receipt())
+def _copy(value: Any) -> Any:
+    """A copy a stage function may change freely (tables and arrays: their data is copied)."""
+    copier = getattr(value, "copy", None)
+    if type(value).__module__.startswith(("pandas.", "numpy")) and callable(copier):
+        return copier()
+    return copy.deepcopy(value)
 
 
 def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any:

@@ -10,7 +10,8 @@ config group option such as ``+experiment=NAME`` whose file sets ``hydra.mode: M
 process is forked at once, before Hydra is even imported. It imports the trials' modules and
 waits. The launcher then hands it each batch of trials (:meth:`WarmProcess.run`): it runs the
 stages shared by every trial and forks the trials' workers from itself, so they start warm, and
-sends back each result, and the progress lines, as they come. The main process records them.
+saves each trial's model, and sends back each outcome, and the progress lines, as they come. The
+main process registers and records them.
 
 If the command turns out not to be a sweep, the process is stopped unused. Where ``fork`` does not
 exist, nothing is started and the trials run from the main process (the same code,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import pickle
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,9 +32,9 @@ from typing import Any
 from framework.errors import RunError
 
 #: What every trial needs, imported by the warm process before the first batch arrives.
+#: Not skops: it is imported while the first trials fit (see engine.run_tasks).
 WARM_MODULES = (
     "numpy", "pandas", "pyarrow.parquet", "sklearn.base", "sklearn.pipeline",
-    "skops.io",  # imports every scikit-learn estimator module (its list of trusted types)
     "hydra.utils", "threadpoolctl", "sqlite3",
     "framework.io", "framework.stage", "framework.schema", "framework.registry",
     "framework.registry.artifacts", "framework.registry.lineage", "framework.sweep.engine",
@@ -113,8 +115,9 @@ class WarmProcess:
         return self._process.is_alive()
 
     def run(self, tasks: Sequence[Any], jobs: int) -> Iterator[Any]:
-        """Run a batch of :class:`~framework.sweep.engine.TrialTask` there; yield each
-        :class:`~framework.sweep.store.TrialResult` as it finishes."""
+        """Run a batch of :class:`~framework.sweep.engine.TrialTask` there; yield the
+        :class:`~framework.sweep.engine.TrialOutcome` of each (its model saved) as it
+        finishes."""
         from framework.sweep.engine import _report
 
         self._used = True
@@ -156,12 +159,13 @@ class WarmProcess:
 def _serve(conn: Any, main_end: Any) -> None:
     """The warm process: import, then run each batch it receives until told to stop, or until
     the main process goes away (its end of the pipe closes)."""
+    # Ctrl-C reaches the whole process group: the main process reports it and closes the pipe,
+    # the trials' workers end at once; this process ends when it sees either (an import or a
+    # save cut in the middle would leave it in a state it cannot report from).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     main_end.close()  # the main process's end, inherited: closed, so its exit is seen here
-    try:
-        _warm_imports()
-        _run_batches(conn)
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the main process says it
-        pass
+    _warm_imports()
+    _run_batches(conn)
 
 
 def _run_batches(conn: Any) -> None:
