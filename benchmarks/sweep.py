@@ -70,6 +70,10 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
     e["DVC_NO_ANALYTICS"] = "1"
+    # Python's own bytecode cache, as an installed user has it: with PYTHONDONTWRITEBYTECODE
+    # set, every run would compile the framework's modules again (the bare loop imports only
+    # packages compiled when they were installed).
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
     return e
 
 
