@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from serve_testlib import MODEL, Data, launch, server_env, wait_ready
+from serve_testlib import MODEL, Data, launch, register, server_env, wait_ready
 
 JSON = {"Content-Type": "application/json"}
 
@@ -26,6 +27,25 @@ def test_unknown_model_fails_fast_with_a_message(tmp_path: Path, registry_dir: P
     assert proc.returncode != 0
     assert "no model 'breast_cancr'" in proc.stderr and "did you mean 'breast_cancer'" in \
         proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_a_modified_artifact_is_refused(tmp_path: Path, model_file: Path,
+                                        features_schema: dict[str, Any]) -> None:
+    # the model loads in a child process while the server starts: its refusal reaches the user
+    # as an in-process load's would
+    registry = tmp_path / "registry"
+    register(registry, model_file, features_schema, 0.99)
+    artifact = next((registry / "artifacts").rglob("*"))
+    while artifact.is_dir():
+        artifact = next(artifact.iterdir())
+    artifact.chmod(0o644)
+    with artifact.open("ab") as f:
+        f.write(b"tampered")
+    proc = run_serve(f"{MODEL}@champion", "--registry", str(registry), "--port", "0", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "was modified after registration; refusing to load it" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
 
