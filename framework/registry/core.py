@@ -298,6 +298,10 @@ class Registry:
         check_alias(alias)
         if direction not in ("maximize", "minimize"):
             raise UsageError(f"direction must be 'maximize' or 'minimize', found {direction!r}")
+        if input_schema is not None:  # checked once here: serving trusts what is stored
+            from framework.schema.loading import validate_row_schema
+
+            validate_row_schema(dict(input_schema), source=f"the input schema of {name}")
         what = f"{name} (new version)"
         if isinstance(model, (str, os.PathLike)):
             if not Path(model).is_file():

@@ -71,8 +71,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def compile_schema(schema: dict, *, source: str | None = None) -> CompiledSchema:
+def compile_schema(schema: dict, *, source: str | None = None,
+                   checked: bool = False) -> CompiledSchema:
     """Compile a row schema (validated first; :class:`~framework.errors.SchemaError` if invalid).
+    ``checked=True``: the schema passed the meta-schema check before (it comes from the
+    registry), only the framework's own rules are checked again.
 
     Compiled schemas are memoized by content (and source), so calling this per request is cheap.
     """
@@ -81,13 +84,13 @@ def compile_schema(schema: dict, *, source: str | None = None) -> CompiledSchema
     try:
         key = (json.dumps(schema, allow_nan=True), source)
     except (TypeError, ValueError):
-        return CompiledSchema(schema, source=source)
+        return CompiledSchema(schema, source=source, checked=checked)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit
-    compiled = CompiledSchema(schema, source=source)
+    compiled = CompiledSchema(schema, source=source, checked=checked)
     with _CACHE_LOCK:
         _CACHE[key] = compiled
         if len(_CACHE) > _CACHE_SIZE:

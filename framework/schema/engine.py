@@ -69,11 +69,16 @@ def _null1() -> Column:
     return column_from_series(pd.Series([None], dtype=object))
 
 
-@lru_cache(maxsize=1)
-def _validator_keywords() -> frozenset[str]:
-    from jsonschema import Draft202012Validator
-
-    return frozenset(Draft202012Validator.VALIDATORS)
+#: The keywords draft 2020-12 validates with (jsonschema's ``Draft202012Validator.VALIDATORS``,
+#: spelled out so that compiling a schema does not import jsonschema; a test keeps them equal).
+DRAFT_2020_12_KEYWORDS = frozenset({
+    "$dynamicRef", "$ref", "additionalProperties", "allOf", "anyOf", "const", "contains",
+    "dependentRequired", "dependentSchemas", "enum", "exclusiveMaximum", "exclusiveMinimum",
+    "format", "if", "items", "maxItems", "maxLength", "maxProperties", "maximum", "minItems",
+    "minLength", "minProperties", "minimum", "multipleOf", "not", "oneOf", "pattern",
+    "patternProperties", "prefixItems", "properties", "propertyNames", "required", "type",
+    "unevaluatedItems", "unevaluatedProperties", "uniqueItems",
+})
 
 
 @dataclass
@@ -117,7 +122,7 @@ def _compile_subschema(schema: Any, origin: str) -> ColumnPlan:
         return ColumnPlan(origin, schema, [], None)
     if schema is False:
         return ColumnPlan(origin, schema, [Check("false", None, C.check_false)], None)
-    other = [k for k in schema if k in _validator_keywords() and k not in VECTORIZED]
+    other = [k for k in schema if k in DRAFT_2020_12_KEYWORDS and k not in VECTORIZED]
     if other:
         return ColumnPlan(origin, schema, [], f"{', '.join(other)} not vectorized")
     checks: list[Check] = []
@@ -152,20 +157,18 @@ def _rule_of(error: Any) -> str:
 class CompiledSchema:
     """A row schema compiled into per-column checks; :meth:`check` a DataFrame against it."""
 
-    def __init__(self, schema: dict, *, source: str | None = None) -> None:
-        from jsonschema import Draft202012Validator
-
-        validate_row_schema(schema, source=source)
+    def __init__(self, schema: dict, *, source: str | None = None, checked: bool = False) -> None:
+        validate_row_schema(schema, source=source, meta=not checked)
         schema = copy.deepcopy(schema)  # the caller may go on editing theirs
         self.schema = schema
         self.source = source
-        self._validator = Draft202012Validator(schema, format_checker=format_checker())
+        self._root_validator: Any = None
         self.properties: dict[str, Any] = dict(schema.get("properties", {}))
         self.required: list[str] = list(schema.get("required", []))
         self._patterns = [(p, re.compile(p), s)
                           for p, s in schema.get("patternProperties", {}).items()]
         self.additional: Any = schema.get("additionalProperties", True)
-        keywords = _validator_keywords()
+        keywords = DRAFT_2020_12_KEYWORDS
         root_keys = [k for k in schema if k in keywords]
         self._full_fallback = "unevaluatedProperties" in schema
         self._key_only = [k for k in root_keys if k in _ROOT_KEYS_ONLY]
@@ -179,6 +182,22 @@ class CompiledSchema:
                 if plan.fallback:
                     self.fallback_columns.setdefault(name, plan.fallback)
                     break
+
+    @property
+    def _validator(self) -> Any:
+        """jsonschema's validator of the whole schema, made (and jsonschema imported) on first
+        use: the vectorized checks never need it."""
+        if self._root_validator is None:
+            from jsonschema import Draft202012Validator
+
+            self._root_validator = Draft202012Validator(self.schema,
+                                                        format_checker=format_checker())
+        return self._root_validator
+
+    def _plan_validator(self, plan: ColumnPlan) -> Any:
+        if plan.validator is None:
+            plan.validator = self._validator.evolve(schema=plan.schema)
+        return plan.validator
 
     # -- planning ------------------------------------------------------------------------------
     def _plans_for(self, name: str) -> list[ColumnPlan] | None:
@@ -197,8 +216,6 @@ class CompiledSchema:
             plans = None
         else:
             plans = [_compile_subschema(self.additional, "additionalProperties")]
-        for plan in plans or []:  # the value-by-value path also serves mixed-object columns
-            plan.validator = self._validator.evolve(schema=plan.schema)
         if len(self._plans) < 10_000:
             self._plans[name] = plans
         return plans
@@ -374,10 +391,9 @@ class CompiledSchema:
                 out.append((check.rule, check.expected, mask))
         return out
 
-    @staticmethod
-    def _per_value(plan: ColumnPlan, col: Column) -> list[tuple[str, Any, np.ndarray]]:
+    def _per_value(self, plan: ColumnPlan, col: Column) -> list[tuple[str, Any, np.ndarray]]:
         """jsonschema on each cell (each distinct hashable value once)."""
-        validator = plan.validator
+        validator = self._plan_validator(plan)
         cache: dict[tuple[type, Any], tuple[str, ...]] = {}
         hits: dict[str, list[int]] = {}
         for i, value in enumerate(col.json_values()):

@@ -45,11 +45,11 @@ def _path(parts: Any) -> str:
     return "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in parts) or "(root)"
 
 
-def validate_row_schema(schema: Any, *, source: str | None = None) -> None:
+def validate_row_schema(schema: Any, *, source: str | None = None, meta: bool = True) -> None:
     """Raise :class:`SchemaError` unless ``schema`` is a valid draft 2020-12 schema describing an
-    object (a table row), with well-formed table-level ``x-`` keywords."""
-    from jsonschema import Draft202012Validator, exceptions
-
+    object (a table row), with well-formed table-level ``x-`` keywords. ``meta=False`` skips the
+    check against the draft 2020-12 meta-schema (and the import of jsonschema), for a schema
+    that passed it before (one stored in the registry)."""
     where = _where(source)
     if not isinstance(schema, dict):
         raise SchemaError(f"{where}: a table schema must be a JSON object describing one row, "
@@ -58,11 +58,14 @@ def validate_row_schema(schema: Any, *, source: str | None = None) -> None:
     if declared is not None and str(declared).rstrip("#") != DRAFT_2020_12:
         raise SchemaError(f"{where}: $schema is {declared!r}; only draft 2020-12 "
                           f"({DRAFT_2020_12!r}) is supported")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except exceptions.SchemaError as exc:
-        raise SchemaError(f"{where}: not a valid JSON Schema (draft 2020-12) at "
-                          f"{_path(exc.absolute_path)}: {exc.message}") from None
+    if meta:
+        from jsonschema import Draft202012Validator, exceptions
+
+        try:
+            Draft202012Validator.check_schema(schema)
+        except exceptions.SchemaError as exc:
+            raise SchemaError(f"{where}: not a valid JSON Schema (draft 2020-12) at "
+                              f"{_path(exc.absolute_path)}: {exc.message}") from None
     root_type = schema.get("type")
     types = [root_type] if isinstance(root_type, str) else (root_type or ["object"])
     if "object" not in types:

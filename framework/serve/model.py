@@ -349,7 +349,7 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
     decide the fast path and numpy mode."""
     estimator = registry.load(mv)
     schema = mv.serving_schema()
-    compiled = compile_schema(schema, source=f"{mv.name} v{mv.version} input schema") \
+    compiled = compile_schema(schema, source=f"{mv.name} v{mv.version} input schema", checked=True) \
         if schema else None
     columns = list(compiled.properties) if compiled is not None else None
     features = _model_features(estimator)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from framework import registry
-from framework.errors import RegistryError, UsageError
+from framework.errors import RegistryError, SchemaError, UsageError
 from framework.registry import open_registry, parse_gates
 from framework.registry.core import Registry, decide
 from framework.registry.store import AliasConflict
@@ -66,6 +66,15 @@ def test_first_version_becomes_champion(reg: Registry, model_file: Path) -> None
     assert mv.lineage["registered_by"] == "register-step"
     assert Path(mv.artifact_path) == reg.root / "artifacts" / "sha256" / mv.sha256[:2] / mv.sha256
     assert mv.uri == "models:/breast_cancer/1"
+
+
+def test_an_invalid_input_schema_is_refused_and_nothing_recorded(reg: Registry,
+                                                                 model_file: Path) -> None:
+    with pytest.raises(SchemaError, match=r"input schema of breast_cancer: not a valid JSON "
+                                          r"Schema .*\['properties'\]\['a'\]\['minimum'\]"):
+        register(reg, model_file, input_schema={"type": "object",
+                                                "properties": {"a": {"minimum": "zero"}}})
+    assert reg.store.latest_version("breast_cancer") is None
 
 
 def test_promotion_needs_strictly_better_primary_metric(reg: Registry, model_file: Path) -> None:

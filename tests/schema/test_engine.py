@@ -3,6 +3,9 @@ failure we expect, so a reader sees the semantics (nulls, ints vs floats, inf, b
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -199,3 +202,26 @@ def test_a_large_valid_table_passes():
         **{f"f{i}": {"type": "number", "minimum": 0, "maximum": 1} for i in range(5)},
         "cat": {"enum": ["a", "b"]}}, "required": list(df.columns)}
     assert check_table(df, schema).ok
+
+
+def test_the_keyword_list_is_jsonschemas() -> None:
+    from jsonschema import Draft202012Validator
+
+    from framework.schema.engine import DRAFT_2020_12_KEYWORDS
+
+    assert frozenset(Draft202012Validator.VALIDATORS) == DRAFT_2020_12_KEYWORDS
+
+
+def test_checking_plain_columns_never_imports_jsonschema() -> None:
+    # a server checks every request this way: jsonschema is imported only for what needs it
+    code = (
+        "import sys, pandas as pd\n"
+        "from framework.schema import compile_schema, validate\n"
+        "schema = {'type': 'object', 'required': ['x'], 'properties': {\n"
+        "    'x': {'type': 'number', 'minimum': 0}, 's': {'type': 'string', 'enum': ['a']}}}\n"
+        "validate(pd.DataFrame({'x': [1.0, 2.0], 's': ['a', 'a']}),\n"
+        "         compile_schema(schema, checked=True), what='t')\n"
+        "assert 'jsonschema' not in sys.modules, 'jsonschema imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
