@@ -189,7 +189,10 @@ def _run_batches(conn: Any) -> None:
             results.close()
             return
         except Exception as exc:
-            conn.send(("error", _portable(exc)))
+            try:
+                conn.send(("error", _portable(exc)))
+            except OSError:
+                return
 
 
 def _warm_imports() -> None:
