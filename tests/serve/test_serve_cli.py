@@ -33,8 +33,7 @@ def test_unknown_model_fails_fast_with_a_message(tmp_path: Path, registry_dir: P
 
 def test_a_modified_artifact_is_refused(tmp_path: Path, model_file: Path,
                                         features_schema: dict[str, Any]) -> None:
-    # the model loads in a child process while the server starts: its refusal reaches the user
-    # as an in-process load's would
+    # bytes appended to the stored artifact: the hash check refuses it before skops reads it
     registry = tmp_path / "registry"
     register(registry, model_file, features_schema, 0.99)
     artifact = next((registry / "artifacts").rglob("*"))
