@@ -589,10 +589,8 @@ def run_stages(task: TrialTask) -> TrialOutcome:
                                 own if task.workspace else None), protocol=pickle.HIGHEST_PROTOCOL)
         return TrialOutcome(task=task, seconds=time.perf_counter() - t0, payload=payload,
                             metrics=io.to_plain(values[(evaluator.name, "metrics")]))
-    except FrameworkError as exc:
-        error = str(exc)
-    except Exception as exc:  # a trial's own bug: recorded, the sweep goes on
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+    except Exception as exc:  # a trial's own bug too: recorded, the sweep goes on
+        error = _error_text(exc)
     return TrialOutcome(task=task, seconds=time.perf_counter() - t0, error=error)
 
 
@@ -616,10 +614,8 @@ def save_trial(outcome: TrialOutcome) -> TrialOutcome:
             if stage.name in own:
                 write_outputs(StageCall.from_stage(stage), own[stage.name], folder / WORKSPACE_DIR)
         outcome.model_path = str(folder / "model.skops")
-    except FrameworkError as exc:
-        outcome.error = str(exc)
     except Exception as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+        outcome.error = _error_text(exc)
     outcome.payload = None  # what goes on to the main process is small
     outcome.seconds += time.perf_counter() - t0
     return outcome
@@ -647,13 +643,19 @@ def register_trial(outcome: TrialOutcome) -> TrialResult:
             base.version = registration.version.version
             base.decision = registration.version.status
             base.gates_passed = all(v.passed for v in registration.verdicts)
-        except FrameworkError as exc:
-            base.error = str(exc)
         except Exception as exc:
-            base.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+            base.error = _error_text(exc)
     base.duration = round(outcome.seconds + time.perf_counter() - t0, 4)
     base.finished_at = _now()
     return base
+
+
+def _error_text(exc: Exception) -> str:
+    """What a trial's record says of the error that stopped it: the message of the framework's
+    own errors, the type, message and last frames of anything else (a bug in a stage function)."""
+    if isinstance(exc, FrameworkError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
 
 
 def _copy(value: Any) -> Any:
