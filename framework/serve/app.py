@@ -351,8 +351,10 @@ def describe(served: ServedModel) -> dict[str, Any]:
 def app_from_env() -> Any:
     """Factory for ``uvicorn --factory`` (``--workers N``): the config comes from
     ``$FRAMEWORK_SERVE_CONFIG`` (JSON with ``model_uri`` and create_app's keyword arguments)."""
+    from framework.io import preload_skops
     from framework.serve.cli import startup_gc
 
     config = json.loads(os.environ[ENV_CONFIG])
     with startup_gc():
+        preload_skops()
         return create_app(config.pop("model_uri"), **config)

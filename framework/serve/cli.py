@@ -118,6 +118,9 @@ def _serve_one(args: argparse.Namespace) -> int:
         resolve(args.model, registry=args.registry)  # an unknown model fails before big imports
         sock = _bind(args.host, args.port)  # so does a port in use (not listening yet)
         try:
+            from framework.io import preload_skops
+
+            preload_skops()  # before the web stack and pandas: see its docstring
             import uvicorn
 
             from framework.serve.app import create_app

@@ -280,3 +280,42 @@ def test_import_is_cheap() -> None:
 def test_receipt_is_json_ready(reg: Registry, model_file: Path) -> None:
     r = register(reg, model_file)
     assert json.loads(json.dumps(r.receipt())) == r.receipt()
+
+
+def test_skops_preloaded_for_a_server_loads_models_and_trusts_no_more(tmp_path: Path) -> None:
+    """Servers and sweeps import skops without its default trusted-types walk: models still load
+    through the allowlist (a numpy ufunc inside included), scikit-learn's ``all_estimators`` is
+    given back, and skops' own default trust is narrower, not wider."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    model = make_pipeline(FunctionTransformer(np.log1p), StandardScaler(),
+                          LogisticRegression(max_iter=500)).fit(X, y)
+    with open_registry(tmp_path / "reg") as r:
+        register(r, model)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "expected.npy", model.predict_proba(X))
+    code = f"""
+import numpy as np, sklearn.utils, sklearn.utils.discovery
+original = sklearn.utils.all_estimators
+from framework.io import preload_skops
+from framework.registry import open_registry
+preload_skops()
+assert sklearn.utils.all_estimators is original is sklearn.utils.discovery.all_estimators
+import skops.io
+with open_registry({str(tmp_path / "reg")!r}) as reg:
+    model = reg.load("breast_cancer@champion")
+    path = str(reg.artifact(reg.resolve("breast_cancer@champion")))
+got = model.predict_proba(np.load({str(tmp_path / "X.npy")!r}))
+assert np.array_equal(got, np.load({str(tmp_path / "expected.npy")!r}))
+try:
+    skops.io.load(path)  # skops' defaults, which no longer include the estimators
+except skops.io.exceptions.UntrustedTypesFoundException as exc:
+    print("refused", exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused") and "LogisticRegression" in out.stdout
