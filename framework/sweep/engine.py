@@ -386,9 +386,12 @@ def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialOutcome]:
     with threadpool_limits(limits=1), ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                                           initializer=_init_worker) as pool:
         pending = {pool.submit(run_stages, task): task for task in tasks}
-        # The workers fit; meanwhile this process imports what saving a model needs (skops:
-        # half a second), so no worker pays for it and no core waits.
-        import skops.io  # noqa: F401
+        # The workers fit; meanwhile this process imports what saving a model needs (skops),
+        # so no worker pays for it and no core waits. The workers are forked already: a stage
+        # function that calls skops itself gets the usual import.
+        from framework.io import preload_skops
+
+        preload_skops()
         try:
             while pending:
                 done, _ = wait(set(pending), return_when=FIRST_COMPLETED)

@@ -32,9 +32,10 @@ from typing import Any
 from framework.errors import RunError
 
 #: What every trial needs, imported by the warm process before the first batch arrives.
-#: Not skops: it is imported while the first trials fit (see engine.run_tasks).
+#: Not skops: it is imported while the first trials fit (see engine.run_tasks). scipy.special
+#: comes early, so that skops' look-ups of its ufuncs then are short (see io.preload_skops).
 WARM_MODULES = (
-    "numpy", "pandas", "pyarrow.parquet", "sklearn.base", "sklearn.pipeline",
+    "numpy", "scipy.special", "pandas", "pyarrow.parquet", "sklearn.base", "sklearn.pipeline",
     "hydra.utils", "threadpoolctl", "sqlite3",
     "framework.io", "framework.stage", "framework.schema", "framework.registry",
     "framework.registry.artifacts", "framework.registry.lineage", "framework.sweep.engine",
