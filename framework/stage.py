@@ -17,6 +17,7 @@ it was and DVC's cache still holds the previous outputs.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import logging
 import sys
@@ -111,9 +112,56 @@ def instantiate_params(values: dict[str, Any]) -> dict[str, Any]:
     """Turn ``_target_`` blocks into objects (Hydra's ``instantiate``); leave the rest as data."""
     if not any(_has_target(v) for v in values.values()):
         return values
-    from hydra.utils import instantiate
+    return {k: instantiate(v) if _has_target(v) else v for k, v in values.items()}
 
-    return {k: instantiate(v, _convert_="all") if _has_target(v) else v for k, v in values.items()}
+
+def instantiate(block: Mapping[str, Any]) -> Any:
+    """Hydra's ``instantiate(block, _convert_="all")``.
+
+    A block of plain values (no nested ``_target_``, no other ``_`` key such as ``_partial_``, no
+    ``${`` left in a string) is built the way Hydra builds it: its target imported and called with
+    copies of the values as keyword arguments. That skips importing Hydra (about 0.13 s), which
+    every stage process and every sweep would pay before its first fit. Any other block, or a call
+    that raises, goes through Hydra's own ``instantiate``, which words the error.
+    """
+    target = plain_target(block)
+    if target is not None:
+        kwargs = {k: copy.deepcopy(v) for k, v in block.items() if k != "_target_"}
+        try:
+            return target(**kwargs)
+        except Exception:  # Hydra calls it again, and reports the error in its words
+            pass
+    from hydra.utils import instantiate as hydra_instantiate
+
+    return hydra_instantiate(block, _convert_="all")
+
+
+def plain_target(block: Mapping[str, Any]) -> Any:
+    """The callable a plain block names, or None when Hydra must handle the block."""
+    path = block.get("_target_")
+    if not isinstance(path, str) or not all(
+            isinstance(k, str) and (k == "_target_" or not k.startswith("_")) and _is_plain(v)
+            for k, v in block.items()):
+        return None
+    module_name, _, name = path.rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        return None  # a nested attribute path, or a missing one: Hydra's locate words it
+    return target if callable(target) else None
+
+
+def _is_plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, str):
+        return "${" not in value
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return "_target_" not in value and all(
+            isinstance(k, str | int) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 def _has_target(value: Any) -> bool:

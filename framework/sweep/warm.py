@@ -36,7 +36,7 @@ from framework.errors import RunError
 #: comes early, so that skops' look-ups of its ufuncs then are short (see io.preload_skops).
 WARM_MODULES = (
     "numpy", "scipy.special", "pandas", "pyarrow.parquet", "sklearn.base", "sklearn.pipeline",
-    "hydra.utils", "threadpoolctl", "sqlite3",
+    "threadpoolctl", "sqlite3",
     "framework.io", "framework.stage", "framework.schema", "framework.registry",
     "framework.registry.artifacts", "framework.registry.lineage", "framework.sweep.engine",
 )
