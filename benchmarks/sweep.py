@@ -8,7 +8,8 @@
    it costs seconds each).
 
 It prints seconds per trial for each, the framework's overhead per trial
-((framework time - bare loop time) / trials) and the ratios.
+((framework time - bare loop time) / trials; also as the median of the differences within each
+alternated pair of runs, steadier on a noisy machine) and the ratios.
 
     python benchmarks/sweep.py [--dvc-trials 4] [--repeat 3]
 """
@@ -145,8 +146,12 @@ def main() -> None:
     for name, per in rows:
         print(f"{name:<{width}}  {per:9.4f}  {per * trials:8.2f}")
     overhead = (framework - bare) / trials
+    # each framework run follows its own bare run: the difference within a pair sees the same
+    # moment of the machine, so its median is steadier than the difference of the two medians
+    paired = statistics.median(o - b for o, b in zip(ours, bare_runs, strict=True)) / trials
     print(f"\nframework overhead per trial: {overhead * 1000:.1f} ms "
           f"((framework - bare loop) / {trials}; target < 25 ms)")
+    print(f"  median of the {args.repeat} paired differences: {paired * 1000:.1f} ms per trial")
     if dvc is not None:
         print(f"framework vs dvc exp run: {dvc / (framework / trials):.0f}x faster per trial "
               "(target >= 50x)")
