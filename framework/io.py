@@ -149,7 +149,7 @@ def _write_table(obj: Any, tmp: Path, path: Path) -> None:
 
 def preload_skops() -> None:
     """Import skops for a process that loads and saves models only through this module (a server,
-    a sweep's saver), at about half its usual cost.
+    a sweep's saver, a stage process of ``dvc repro``), at about half its usual cost.
 
     When it is imported, skops builds its default lists of trusted types: it imports every
     scikit-learn estimator (``all_estimators()``, which imports pytest too), and it looks up each
@@ -159,9 +159,9 @@ def preload_skops() -> None:
     imported, and is restored at once), and ``scipy.special`` is imported before anything else
     loads, which keeps the lookups short. Call it early, before pandas.
 
-    Afterwards a ``skops.io.load(..., trusted=None)`` in this process trusts no scikit-learn
-    estimator by default: it refuses more files than usual, never fewer. A no-op once skops is
-    imported.
+    Afterwards a ``skops.io.load(..., trusted=None)`` in this process (say, in a stage function
+    that calls skops itself) trusts no scikit-learn estimator by default: it refuses more files
+    than usual, never fewer, and names the types it refused. A no-op once skops is imported.
     """
     import sys
 

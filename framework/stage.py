@@ -307,6 +307,9 @@ def _write_plot(path: Path, table: Any) -> None:
 
 def main(argv: list[str]) -> int:
     call = parse_args(argv)
+    if any(Path(p).suffix.lower() in io.MODEL_SUFFIXES for p in (*call.ins.values(),
+                                                                 *call.outs.values())):
+        io.preload_skops()  # this process loads and saves models through io only: skops costs less
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     timings = run_stage(call, Path.cwd())
     log.info("stage '%s' done: %s", call.name,
