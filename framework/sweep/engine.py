@@ -246,7 +246,8 @@ class SweepSession:
         plain value overrides are then set the way Hydra's ``OmegaConf.update(cfg, key, value,
         merge=True)`` sets them, and the result is resolved. The config of a structure is made
         once and each trial's values are set on it and taken back after resolving (making an
-        OmegaConf config costs about 12 ms, setting a value and resolving about 3 ms).
+        OmegaConf config costs about 12 ms, setting a value and resolving about 3 ms). A test
+        checks a trial's params against what ``compile`` writes for the same overrides.
         """
         from omegaconf import OmegaConf
 
