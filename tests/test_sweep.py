@@ -52,6 +52,10 @@ def test_optuna_sweep_declared_in_an_experiment_file(project: Path) -> None:
     values = [t["params"]["model"]["C"] for t in data["trials"]]
     assert len(set(values)) == 4 and all(0.001 <= c <= 100 for c in values)  # sampled, in bounds
     assert all(t["status"] == "ok" and t["version"] for t in data["trials"])
+    # the experiment's trial params are what the compiler writes for the same overrides
+    trial = data["trials"][0]
+    run_cli(project, "compile", "+experiment=optuna_logreg", *trial["overrides"], check=True)
+    assert trial["params"] == yaml.safe_load((project / "params.yaml").read_text())
 
 
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(project: Path) -> None:
