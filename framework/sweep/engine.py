@@ -253,9 +253,11 @@ class SweepSession:
 
         from framework.config import resolve
 
-        parsed = self._parser.parse_overrides(list(overrides))
-        texts = [text for text, o in zip(overrides, parsed) if self._is_structural(o)]
-        structural = tuple(_canonical(o) for o in parsed if self._is_structural(o))
+        pairs = list(zip(overrides, self._parser.parse_overrides(list(overrides))))
+        kinds = [self._is_structural(o) for _, o in pairs]
+        texts = [text for (text, _), is_structural in zip(pairs, kinds) if is_structural]
+        structural = tuple(_canonical(o) for (_, o), is_structural in zip(pairs, kinds)
+                           if is_structural)
         if structural not in self._structures:
             if structural == self._master_structure:
                 cfg = self.master  # the command line's own choices: Hydra composed them already
@@ -271,15 +273,12 @@ class SweepSession:
         data = copy.deepcopy(unresolved)
         changed: dict[str, Any] = {}  # top-level key -> its value in ``unresolved``
         try:
-            for text, override in zip(overrides, parsed):
-                if not self._is_structural(override):
+            for (text, override), is_structural in zip(pairs, kinds):
+                if not is_structural:
                     key = override.key_or_group
-                    _update(data, key, override.value(), text)
+                    value = _update(data, key, override.value(), text)
                     top = key.split(".", 1)[0]
                     changed.setdefault(top, unresolved[top])
-                    value: Any = data
-                    for part in key.split("."):
-                        value = value[part]
                     OmegaConf.update(base, key, value, merge=False)
             return resolve(base, source), source
         finally:
@@ -479,8 +478,9 @@ def _canonical(override: Any) -> str:
     return f"{override.get_key_element()}={override.get_value_element_as_str()}"
 
 
-def _update(data: dict[str, Any], key: str, value: Any, text: str) -> None:
-    """Set ``key`` (dotted) to ``value`` in nested dicts; a mapping merges into a mapping."""
+def _update(data: dict[str, Any], key: str, value: Any, text: str) -> Any:
+    """Set ``key`` (dotted) to ``value`` in nested dicts (a mapping merges into a mapping);
+    return what ``key`` holds then."""
     node: Any = data
     parts = key.split(".")
     for depth, part in enumerate(parts):
@@ -494,6 +494,7 @@ def _update(data: dict[str, Any], key: str, value: Any, text: str) -> None:
         _merge(node[parts[-1]], value)
     else:
         node[parts[-1]] = value
+    return node[parts[-1]]
 
 
 def _merge(into: dict[str, Any], value: dict[str, Any]) -> None:

@@ -115,7 +115,6 @@ class SweepStore:
         return sorted(found.values(), key=lambda r: r.index)
 
 
-
 def list_sweeps(root: Path) -> list[str]:
     base = sweeps_root(root)
     if not base.is_dir():
