@@ -52,8 +52,17 @@ class SchemaViolation(UserError):
     """Data that does not conform to its declared schema."""
 
 
+class NotFound(UserError):
+    """Something the user named does not exist: a model, version, alias, registry or sweep. The
+    message says what exists instead, with a did-you-mean when a name is close."""
+
+
 class RegistryError(FrameworkError):
     """The model registry refused an operation or found an inconsistency."""
+
+
+class NotRegistered(RegistryError, NotFound):
+    """A model, version or alias the registry does not hold (exit code 2, as any user error)."""
 
 
 class RunError(FrameworkError):

@@ -1,8 +1,9 @@
 """Reading and writing artifacts by their file suffix; every write is atomic.
 
 - tables: ``.parquet``, ``.csv``, ``.tsv`` <-> pandas DataFrame
-- models: ``.skops`` <-> a fitted estimator, saved with skops and loaded with an explicit allowlist
-  of trusted types (never bare pickle, which runs arbitrary code on load)
+- models: ``.skops`` <-> a fitted estimator, saved with skops and loaded only when every name the
+  file holds is on the exact allowlist of :mod:`framework.trust` (never bare pickle, which runs
+  arbitrary code on load)
 - documents: ``.json`` <-> dict / list
 
 A write goes to a temporary file in the target's folder and is renamed into place, so a failed or
@@ -16,7 +17,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,6 @@ from framework.errors import UserError
 TABLE_SUFFIXES = (".parquet", ".csv", ".tsv")
 MODEL_SUFFIXES = (".skops",)
 JSON_SUFFIXES = (".json",)
-
-#: What a model file may contain: types of these modules, and these plain types. Anything else
-#: is refused by name, before skops constructs anything.
-ALLOWED_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "scipy.")
-ALLOWED_TYPES: frozenset[str] = frozenset({
-    "builtins.bytes", "builtins.bytearray", "builtins.complex", "builtins.dict",
-    "builtins.frozenset", "builtins.list", "builtins.set", "builtins.slice", "builtins.tuple",
-    "builtins.NoneType", "builtins.int", "builtins.float", "builtins.str", "builtins.bool",
-    "collections.OrderedDict", "collections.defaultdict",
-})
-
 
 class ArtifactError(UserError):
     """An artifact that cannot be read or written as its suffix says."""
@@ -78,8 +68,8 @@ def write_text(path: str | Path, text: str, *, parents: bool = True) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def read(path: str | Path) -> Any:
-    """Read an artifact according to its suffix."""
+def read(path: str | Path, *, trusted: Iterable[str] | None = None) -> Any:
+    """Read an artifact according to its suffix (``trusted``: see :func:`load_model`)."""
     path = Path(path)
     kind = kind_of(path)
     if not path.exists():
@@ -87,7 +77,7 @@ def read(path: str | Path) -> Any:
     if kind == "table":
         return read_table(path)
     if kind == "model":
-        return load_model(path)
+        return load_model(path, trusted)
     with open(path) as fh:
         return json.load(fh)
 
@@ -192,50 +182,62 @@ def save_model(model: Any, path: str | Path) -> None:
     skops.io.dump(model, str(path))
 
 
-def model_types(path: str | Path) -> list[str]:
-    """Every type a skops file names (``module.Class``), read from its schema.
+def model_types(path: str | Path, trusted: Iterable[str] | None = None) -> list[str]:
+    """Every name a skops file holds (``module.Name``), after refusing any the allowlist does not
+    trust (:mod:`framework.trust`; ``trusted``: exact extra names, default the project's
+    ``trusted_types``). Reads the file's schema only: no skops import, nothing constructed."""
+    from framework import trust
 
-    Reads the file's ``schema.json`` directly: no skops import (which costs seconds), and nothing
-    of the file is constructed.
-    """
-    import zipfile
-
+    extra = project_trusted() if trusted is None else tuple(trusted)
     try:
-        with zipfile.ZipFile(path) as archive:
-            schema = json.loads(archive.read("schema.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ArtifactError(f"{path} is not a readable skops file ({exc})") from None
-    found: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return sorted(found)
+        return trust.Allowlist(extra).check_file(path)
+    except (trust.UntrustedModel, ValueError) as exc:
+        raise ArtifactError(str(exc)) from None
 
 
-def check_model_types(path: str | Path) -> list[str]:
-    """The types of a skops file, after refusing any outside the allowlist."""
-    found = model_types(path)
-    refused = [t for t in found if t not in ALLOWED_TYPES and not t.startswith(ALLOWED_MODULE_PREFIXES)]
-    if refused:
-        raise ArtifactError(f"refusing {path}: it contains type(s) outside the allowlist: "
-                            f"{', '.join(refused)} (allowed: modules "
-                            f"{', '.join(p + '*' for p in ALLOWED_MODULE_PREFIXES)} and plain "
-                            "builtins)")
-    return found
-
-
-def load_model(path: str | Path) -> Any:
-    """Load a skops model whose every type is on the allowlist."""
+def load_model(path: str | Path, trusted: Iterable[str] | None = None) -> Any:
+    """Load a skops model whose every name is on the allowlist, then check the trees it holds
+    (:func:`framework.trust.validate_model`)."""
     import skops.io
 
-    trusted = check_model_types(path)
+    from framework import trust
+
+    names = model_types(path, trusted)
     try:
-        return skops.io.load(str(path), trusted=trusted)
+        model = skops.io.load(str(path), trusted=names)
     except Exception as exc:  # skops raises a variety of errors on a corrupt file
-        raise ArtifactError(f"'{path}': cannot load the model ({exc})") from None
+        raise ArtifactError(f"'{path}': cannot load the model ({type(exc).__name__}: "
+                            f"{str(exc)[:300]})") from None
+    try:
+        trust.validate_model(model, what=str(path))
+    except trust.UntrustedModel as exc:
+        raise ArtifactError(str(exc)) from None
+    return model
+
+
+_PROJECT_TRUST: dict[tuple[str, int, int], tuple[str, ...]] = {}
+
+
+def project_trusted(project_dir: str | Path = ".") -> tuple[str, ...]:
+    """The exact extra names a project trusts in model files: ``trusted_types`` of its
+    ``params.yaml`` (empty without one). Read once per version of the file."""
+    path = Path(project_dir) / "params.yaml"
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _PROJECT_TRUST:
+        from framework import trust
+        from framework.registry.lineage import read_yaml
+
+        try:
+            data = read_yaml(path)
+        except Exception:  # an unreadable params.yaml is the compiler's to report
+            data = None
+        raw = data.get("trusted_types") if isinstance(data, dict) else None
+        try:
+            _PROJECT_TRUST[key] = trust.check_trusted_names(raw or (), where="trusted_types")
+        except ValueError as exc:
+            raise ArtifactError(f"{path}: {exc}") from None
+    return _PROJECT_TRUST[key]

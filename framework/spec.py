@@ -182,6 +182,7 @@ def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
     _check_schemas(stages, source.root, pipeline_file)
     check_ranges(params, ranges, source)
     check_estimators(params, source)
+    check_trusted_types(params, source)
     registration = _registration(params, stages, source)
     return PipelineSpec(root=source.root, stages=tuple(stages), params=params,
                         pipeline_file=pipeline_file, registration=registration)
@@ -605,6 +606,25 @@ def _check_one_range(key: str, value: Any, bounds: Mapping[str, Any], where: str
         raise ConfigError(f"{key} = {value!r} is below its range minimum {lo} ({rkey})", file=where)
     if hi is not None and value > hi:
         raise ConfigError(f"{key} = {value!r} is above its range maximum {hi} ({rkey})", file=where)
+
+
+def check_trusted_types(params: Mapping[str, Any], source: ConfigSource) -> None:
+    """``trusted_types``: exact names of classes and functions model files may hold beyond the
+    allowlist of :mod:`framework.trust` (never a wildcard, never what runs commands)."""
+    from framework.trust import check_trusted_names
+
+    raw = params.get("trusted_types")
+    if raw is None:
+        return
+    file = source.where("trusted_types")
+    if not isinstance(raw, list):
+        raise ConfigError(f"expected a list of exact names such as ['mypackage.MyEstimator'], "
+                          f"found {type(raw).__name__}", file=file, key="trusted_types")
+    try:
+        check_trusted_names(raw, where="trusted_types")
+    except ValueError as exc:
+        key, _, message = str(exc).partition(" = ")
+        raise ConfigError(message, file=file, key=key) from None
 
 
 def check_estimators(params: Mapping[str, Any], source: ConfigSource) -> None:

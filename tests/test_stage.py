@@ -174,3 +174,17 @@ def test_a_plain_block_is_built_without_importing_hydra() -> None:
             "print(p['model'].C, p['model'].class_weight == {0: 1, 1: 2}, 'hydra' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0.5", "True", "False"]
+
+
+def test_a_hostile_model_input_is_refused_before_anything_runs(stage_project: Path) -> None:
+    from tests.trustlib import runstring_model
+
+    marker = stage_project / "MARKER"
+    runstring_model(stage_project / "models/evil.skops", marker)
+    (stage_project / "steps/use.py").write_text("def use(model):\n    return {}\n")
+    (stage_project / "params.yaml").write_text("{}\n")
+    proc = run_cli(stage_project, "stage", "use", "--run", "steps.use.use",
+                   "--in", "model=models/evil.skops")
+    assert proc.returncode == 2, proc.stderr
+    assert "refusing" in proc.stderr and "numpy.testing._private.utils.runstring" in proc.stderr
+    assert not marker.exists()

@@ -5,8 +5,8 @@ temporary file in ``<registry>/artifacts/tmp/`` while being hashed, flushed to d
 read-only and renamed into place, so a reader sees either the whole file or none. Writing the same
 content twice is harmless. Loading re-hashes the file and refuses one whose content changed.
 
-Models are saved and loaded by :mod:`framework.io` (skops, with the allowlist of
-:data:`framework.io.ALLOWED_TYPES`); here its errors are named after the registered version.
+Models are saved and loaded by :mod:`framework.io` (skops, with the exact allowlist of
+:mod:`framework.trust`); here its errors are named after the registered version.
 Checking a file's types reads its schema without importing skops, so registering a model file
 does not pay for importing skops and scikit-learn.
 """
@@ -17,6 +17,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,23 +119,26 @@ def verify_file(path: str | os.PathLike[str], sha: str, *, what: str) -> Path:
     return path
 
 
-def trusted_types(path: str | os.PathLike[str], *, what: str) -> list[str]:
-    """The types a skops file names, all checked against the allowlist."""
-    from framework.io import ArtifactError, check_model_types
+def trusted_types(path: str | os.PathLike[str], *, what: str,
+                  trusted: Iterable[str] | None = None) -> list[str]:
+    """The names a skops file holds, all checked against the allowlist (``trusted``: exact extra
+    names, default the project's ``trusted_types``)."""
+    from framework.io import ArtifactError, model_types
 
     try:
-        return check_model_types(path)
+        return model_types(path, trusted)
     except ArtifactError as exc:
         raise RegistryError(f"{what}: {exc}") from None
 
 
-def load_model(path: str | os.PathLike[str], *, what: str) -> Any:
-    """Load a skops file whose types are all on the allowlist."""
+def load_model(path: str | os.PathLike[str], *, what: str,
+               trusted: Iterable[str] | None = None) -> Any:
+    """Load a skops file whose names are all on the allowlist."""
     from framework.io import ArtifactError
     from framework.io import load_model as load
 
     try:
-        return load(path)
+        return load(path, trusted)
     except ArtifactError as exc:
         raise RegistryError(f"{what}: {exc}") from None
 

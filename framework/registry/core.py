@@ -17,12 +17,12 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from framework.errors import RegistryError, UsageError, did_you_mean
+from framework.errors import NotRegistered, RegistryError, UsageError, did_you_mean
 from framework.registry import artifacts
 from framework.registry.gates import Gate, Verdict, evaluate, is_better
 from framework.registry.store import (CHAMPION, AliasConflict, AliasMove, ModelVersion, Store,
@@ -32,8 +32,11 @@ DEFAULT_PATH = ".framework/registry"
 ENV_REGISTRY = "FRAMEWORK_REGISTRY"
 ENV_SWEEP_ID = "FRAMEWORK_SWEEP_ID"
 STEP_ACTOR = "register-step"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+_ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*\Z")
+#: Longest model name and alias: enough for any real name, short enough for every table.
+MAX_NAME = 128
+MAX_ALIAS = 64
 _URI_RE = re.compile(r"^(?:models:/)?(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
 _CAS_ATTEMPTS = 200
 
@@ -45,17 +48,25 @@ def user_actor() -> str:
         return "user:unknown"
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}...' ({len(str(value))} characters)"
+
+
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise UsageError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.'; "
-                         "start with a letter or digit")
+    """``name`` if it is a valid model name, else a UsageError (exit 2) saying why."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
+        raise UsageError(f"invalid model name {_shown(name)}: at most {MAX_NAME} letters, "
+                         "digits, '_', '-' and '.', starting with a letter or digit")
     return name
 
 
 def check_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not _ALIAS_RE.match(alias) or alias == "latest":
-        raise UsageError(f"invalid alias {alias!r}: use letters, digits, '_', '-', start with a "
-                         "letter ('latest' is reserved)")
+    """``alias`` if it is a valid alias, else a UsageError (exit 2) saying why."""
+    if not isinstance(alias, str) or not _ALIAS_RE.match(alias) or len(alias) > MAX_ALIAS \
+            or alias == "latest":
+        raise UsageError(f"invalid alias {_shown(alias)}: at most {MAX_ALIAS} letters, digits, "
+                         "'_' and '-', starting with a letter ('latest' is reserved)")
     return alias
 
 
@@ -84,7 +95,9 @@ def parse_uri(uri: str) -> ModelRef:
     name, alias, version = m["name"], m["alias"], m["version"]
     check_name(name)
     if alias is not None:
-        return ModelRef(name, alias=alias)
+        if alias == "latest":  # NAME@latest reads as NAME/latest
+            return ModelRef(name, latest=True)
+        return ModelRef(name, alias=check_alias(alias))
     if version == "latest":
         return ModelRef(name, latest=True)
     if not version.isdigit() or int(version) < 1:
@@ -218,11 +231,12 @@ class Registry:
         return self.store.model_names()
 
     def _require_model(self, name: str) -> None:
+        check_name(name)
         if self.store.latest_version(name) is None:
             names = self.store.model_names()
             hint = did_you_mean(name, names)
             known = ", ".join(names) if names else "none registered yet"
-            raise RegistryError(f"no model {name!r} in registry {self.root}"
+            raise NotRegistered(f"no model {name!r} in registry {self.root}"
                                 + (f"; {hint}" if hint else "") + f" (models: {known})")
 
     def versions(self, name: str) -> list[ModelVersion]:
@@ -238,11 +252,12 @@ class Registry:
         return self.store.history(name)
 
     def get(self, name: str, version: int) -> ModelVersion:
+        check_name(name)
         mv = self.store.get_version(name, version)
         if mv is None:
             self._require_model(name)
             latest = self.store.latest_version(name)
-            raise RegistryError(f"{name} has no version {version}; its versions are 1..{latest}")
+            raise NotRegistered(f"{name} has no version {version}; its versions are 1..{latest}")
         return self._absolute(mv)
 
     def resolve(self, uri: str | ModelRef) -> ModelVersion:
@@ -255,7 +270,7 @@ class Registry:
                 aliases = self.store.aliases(ref.name)
                 hint = did_you_mean(ref.alias, aliases)
                 known = ", ".join(sorted(aliases)) if aliases else "none yet"
-                raise RegistryError(f"{ref.name} has no alias {ref.alias!r}"
+                raise NotRegistered(f"{ref.name} has no alias {ref.alias!r}"
                                     + (f"; {hint}" if hint else "") + f" (aliases: {known})")
             return self.get(ref.name, version)
         if ref.latest:
@@ -269,10 +284,13 @@ class Registry:
         return artifacts.verify_file(mv.artifact_path, mv.sha256,
                                      what=f"{mv.name} version {mv.version}")
 
-    def load(self, uri: str | ModelRef | ModelVersion) -> Any:
-        """The fitted estimator a URI names (hash-checked, skops with the type allowlist)."""
+    def load(self, uri: str | ModelRef | ModelVersion, *,
+             trusted: Iterable[str] | None = None) -> Any:
+        """The fitted estimator a URI names (hash-checked, skops with the exact allowlist;
+        ``trusted``: extra names, default the ``trusted_types`` of the project's params.yaml)."""
         mv = uri if isinstance(uri, ModelVersion) else self.resolve(uri)
-        return artifacts.load_model(self.artifact(mv), what=f"{mv.name} version {mv.version}")
+        return artifacts.load_model(self.artifact(mv), what=f"{mv.name} version {mv.version}",
+                                    trusted=trusted)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -402,7 +420,8 @@ def resolve(uri: str, *, registry: str | os.PathLike[str] | None = None) -> Mode
         return reg.resolve(uri)
 
 
-def load(uri: str | ModelVersion, *, registry: str | os.PathLike[str] | None = None) -> Any:
+def load(uri: str | ModelVersion, *, registry: str | os.PathLike[str] | None = None,
+         trusted: Iterable[str] | None = None) -> Any:
     """The fitted estimator a URI names, e.g. ``load("breast_cancer@champion")``.
 
     Given a :class:`ModelVersion` (from :func:`resolve`), loads exactly that version's artifact
@@ -412,9 +431,9 @@ def load(uri: str | ModelVersion, *, registry: str | os.PathLike[str] | None = N
     if isinstance(uri, ModelVersion):
         what = f"{uri.name} version {uri.version}"
         path = artifacts.verify_file(uri.artifact_path, uri.sha256, what=what)
-        return artifacts.load_model(path, what=what)
+        return artifacts.load_model(path, what=what, trusted=trusted)
     with open_registry(registry, create=False) as reg:
-        return reg.load(uri)
+        return reg.load(uri, trusted=trusted)
 
 
 def compare(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:

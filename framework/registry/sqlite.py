@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from framework.errors import RegistryError
+from framework.errors import NotRegistered, RegistryError
 from framework.registry.store import (AliasConflict, AliasMove, ModelVersion, Store, crash_point,
                                       utc_now)
 
@@ -127,7 +127,7 @@ class SQLiteStore(Store):
         self.db_path = self.root / DB_NAME
         if not self.db_path.exists():
             if not create:
-                raise RegistryError(f"no registry at {self.root} (nothing registered yet)")
+                raise NotRegistered(f"no registry at {self.root} (nothing registered yet)")
             self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn = self._retry(self._open)
@@ -287,7 +287,7 @@ class SQLiteStore(Store):
             exists = conn.execute("SELECT 1 FROM versions WHERE name = ? AND version = ?",
                                   (name, to_version)).fetchone()
             if not exists:
-                raise RegistryError(f"{name} has no version {to_version}")
+                raise NotRegistered(f"{name} has no version {to_version}")
             return self._cas(conn, name, alias, to_version, expected, actor, reason, utc_now())
 
         return self._transact(tx)

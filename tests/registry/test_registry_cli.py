@@ -109,12 +109,12 @@ def test_registry_errors_exit_codes(project: Path, monkeypatch: pytest.MonkeyPat
     assert (empty.returncode, empty.stdout.strip()) == (
         0, "no models registered yet (registry: .framework/registry)")
     missing = run_framework(project, "registry", "show", "breast_cancer@champion")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.startswith("error: no registry at .framework/registry")
     monkeypatch.chdir(project)
     assert run_verb("register", REGISTER_ARGS) == 0  # in-process: skops is already imported
     typo = run_framework(project, "registry", "show", "breast_cancr@champion")
-    assert typo.returncode == 1
+    assert typo.returncode == 2
     assert typo.stderr == ("error: no model 'breast_cancr' in registry .framework/registry; "
                            "did you mean 'breast_cancer'? (models: breast_cancer)\n")
 
@@ -211,3 +211,52 @@ def test_register_in_process_records_git_state(project: Path, monkeypatch: pytes
     v1, v2 = (registry.resolve(f"breast_cancer/{v}") for v in (1, 2))
     assert v1.lineage["git"] == {"commit": head, "dirty": False, "dirty_paths": []}
     assert v2.lineage["git"] == {"commit": head, "dirty": True, "dirty_paths": ["tracked.txt"]}
+
+
+BAD_NAMES = {
+    "too_long": ("m" * 5000, r"invalid model name 'm{56}\.\.\.' \(5000 characters\): at most 128"),
+    "charset": ("bad name!", r"invalid model name 'bad name!': at most 128 letters, digits"),
+    "trailing_newline": ("breast_cancer\n", r"invalid model name 'breast_cancer\\n'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_NAMES))
+def test_a_bad_model_name_is_the_same_error_in_every_verb(
+        project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        case: str) -> None:
+    """The same bad name gives the same message and exit 2 in show, compare, history, promote,
+    serve and the Python API (promote said exit 1 before, show exit 2)."""
+    name, message = BAD_NAMES[case]
+    monkeypatch.chdir(project)
+    assert run_verb("register", REGISTER_ARGS) == 0
+    capsys.readouterr()
+    for argv in (["registry", "show", f"{name}/1"], ["registry", "compare", name, "1", "2"],
+                 ["registry", "history", name],
+                 ["registry", "promote", name, "1", "--alias", "champion"],
+                 ["serve", f"{name}@champion", "--port", "0"]):
+        assert run_verb(argv[0], argv[1:]) == 2, argv
+        err = capsys.readouterr().err
+        assert re.search(message, err), (argv, err)
+    from framework.errors import UsageError
+    from framework.registry import open_registry
+
+    with open_registry() as reg, pytest.raises(UsageError, match=message):
+        reg.get(name, 1)
+
+
+@pytest.mark.parametrize("alias, message", [
+    ("a" * 5000, r"invalid alias 'a{56}\.\.\.' \(5000 characters\): at most 64"),
+    ("9lives", r"invalid alias '9lives'"),
+    ("latest", r"'latest' is reserved"),
+])
+def test_a_bad_alias_is_refused_before_anything_moves(
+        project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        alias: str, message: str) -> None:
+    monkeypatch.chdir(project)
+    assert run_verb("register", REGISTER_ARGS) == 0
+    capsys.readouterr()
+    assert run_verb("registry", ["promote", "breast_cancer", "1", "--alias", alias]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert run_verb("registry", ["list"]) == 0  # the table still renders
+    out = capsys.readouterr().out
+    assert "champion" in out and alias[:20] not in out

@@ -183,15 +183,17 @@ def test_types_outside_the_allowlist_are_refused(reg: Registry, tmp_path: Path,
     import evilmod
 
     sio.dump({"model": evilmod.Evil()}, tmp_path / "evil.skops")
-    with pytest.raises(RegistryError, match=r"refusing .*evil.skops: it contains type\(s\) outside "
-                                            r"the allowlist: evilmod.Evil \(allowed: modules "
-                                            r"sklearn.\*, numpy.\*, scipy.\*"):
+    with pytest.raises(RegistryError, match=r"refusing .*evil.skops: it names what the allowlist "
+                                            r"does not trust: evilmod.Evil \(not a trusted type "
+                                            r"\(ObjectNode\)\)\. .* trusted_types"):
         register(reg, tmp_path / "evil.skops")
     assert reg.model_names() == []
     # registered without the check (e.g. by an older client), loading still refuses it
     register(reg, tmp_path / "evil.skops", check_types=False)
     with pytest.raises(RegistryError, match=r"breast_cancer version 1: refusing .* evilmod.Evil"):
         reg.load("breast_cancer/1")
+    # a project that trusts its own class by its exact name loads it
+    assert reg.load("breast_cancer/1", trusted=["evilmod.Evil"])["model"].x == 1
 
 
 def test_not_a_skops_file_is_refused(reg: Registry, tmp_path: Path) -> None:
