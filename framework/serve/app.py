@@ -1,4 +1,13 @@
-"""The Starlette app: routes, body limits, error bodies, metrics and alias following.
+"""The Starlette app: routes, bounded work per request, error bodies, metrics, alias following.
+
+Bounded work. ``/invocations`` requests in flight are capped (503 with ``Retry-After`` beyond
+``max_concurrency``); a request over ``max_cells`` cells or ``max_body_bytes`` bytes is a 413
+before its values are decoded. Small JSON requests are decoded and scored on the event loop (a
+thread hop costs more than a few rows); a large one (by bytes, cells or columns), and any CSV or
+Parquet body, first waits for one of ``threads`` scoring threads, then its body is read (under
+``body_timeout``), decoded and scored there. So memory grows with
+the threads, not with the clients, and ``/ping`` and ``/health`` answer while a large batch is
+being scored. See :mod:`framework.serve.limits`.
 
 Alias following: a server started on ``NAME@ALIAS`` (or ``NAME/latest``) asks the registry every
 ``poll_interval`` seconds which version the alias names (one indexed SQLite read, in a worker
@@ -17,55 +26,54 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import framework
 from framework.registry import ModelRef, Registry, open_registry, parse_uri
 from framework.serve import protocol
-from framework.serve.cli import DEFAULT_MAX_BODY_BYTES, DEFAULT_POLL_INTERVAL
+from framework.serve.limits import (DEFAULT_POLL_INTERVAL, INLINE_BODY_BYTES, INLINE_CELLS,
+                                    INLINE_COLUMNS, Limits)
 from framework.serve.metrics import Metrics
 from framework.serve.model import LoadedModel, load_version, quiet_feature_name_warning
 from framework.serve.openapi import openapi_spec
-from framework.serve.protocol import (ENDPOINT_NOT_FOUND, INTERNAL_ERROR, RESOURCE_LIMIT_EXCEEDED,
+from framework.serve.protocol import (BAD_REQUEST, ENDPOINT_NOT_FOUND, INTERNAL_ERROR,
+                                      RESOURCE_LIMIT_EXCEEDED, TEMPORARILY_UNAVAILABLE,
                                       RequestError)
 
 log = logging.getLogger("framework.serve")
 
-#: Requests with more cells than this are checked and scored in a worker thread, so that a big
-#: batch does not hold up /ping and small requests; smaller ones run on the event loop thread,
-#: which is faster (a thread hop costs more than scoring a few rows).
-THREAD_CELLS = 20_000
-#: Bodies larger than this are parsed in a worker thread.
-THREAD_BODY_BYTES = 256 * 1024
 ENV_CONFIG = "FRAMEWORK_SERVE_CONFIG"
 ROUTES = ("/invocations", "/ping", "/health", "/version", "/metadata", "/metrics",
           "/openapi.json")
 _RETRY_FAILED_SECONDS = 60.0
 _JSON = "application/json"
+_CLOSE = {"connection": "close"}
 
 
 class ServedModel:
     """The model being served, and the registry it follows."""
 
     def __init__(self, ref: ModelRef, registry: Registry, *, poll_interval: float,
-                 numpy_mode: bool = True) -> None:
+                 numpy_mode: bool = True, trusted: tuple[str, ...] | None = None) -> None:
         self.ref = ref
         self.registry = registry
         self.poll_interval = poll_interval
         self.numpy_mode = numpy_mode
+        self.trusted = trusted
         self.follows = ref.alias is not None or ref.latest
         mv = registry.resolve(ref)
         #: The one reference requests read; replaced whole, never mutated.
         self.current: LoadedModel = load_version(registry, mv, alias=self.alias,
-                                                 numpy_mode=numpy_mode)
+                                                 numpy_mode=numpy_mode, trusted=trusted)
         self.openapi = openapi_spec(self.current)
         self.last_error: str | None = None
         self._failed: tuple[int, float] | None = None
@@ -94,7 +102,7 @@ class ServedModel:
         try:
             mv = self.registry.get(self.ref.name, target)
             loaded = load_version(self.registry, mv, alias=self.alias,
-                                  numpy_mode=self.numpy_mode)
+                                  numpy_mode=self.numpy_mode, trusted=self.trusted)
         except Exception as exc:  # keep serving the current version
             self._failed = (target, time.monotonic())
             self.last_error = f"v{target}: {type(exc).__name__}: {exc}"
@@ -139,72 +147,107 @@ def error_response(err: RequestError) -> Response:
     body: dict[str, Any] = {"error_code": err.code, "message": err.message}
     if err.details is not None:
         body["details"] = err.details
-    return json_response(body, err.status)
+    response = json_response(body, err.status)
+    if err.headers:
+        response.headers.update(err.headers)
+    return response
 
 
 # -- the app ---------------------------------------------------------------------------------------
 
 def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               poll_interval: float = DEFAULT_POLL_INTERVAL, numpy_mode: bool = True) -> Starlette:
+               limits: Limits | None = None, poll_interval: float = DEFAULT_POLL_INTERVAL,
+               numpy_mode: bool = True, trusted: Sequence[str] | None = None) -> Starlette:
     """The ASGI app serving ``model_uri`` (``NAME@ALIAS``, ``NAME/3``, ``models:/NAME@ALIAS``).
 
     The model is loaded here, before the app exists: an unknown model or a version that cannot be
-    loaded raises (:class:`~framework.errors.FrameworkError`). ``poll_interval`` <= 0 stops alias
-    following.
+    loaded raises (:class:`~framework.errors.FrameworkError`). ``limits`` bounds the work per
+    request (:class:`~framework.serve.limits.Limits`); ``trusted`` names model-file classes
+    trusted beyond the allowlist (default: the project's ``trusted_types``). ``poll_interval``
+    <= 0 stops alias following.
     """
-    if max_body_bytes < 1:
-        raise ValueError("max_body_bytes must be positive")
+    limits = limits or Limits()
     quiet_feature_name_warning()
     ref = parse_uri(model_uri)
     reg = open_registry(registry, create=False)
     try:
-        served = ServedModel(ref, reg, poll_interval=poll_interval, numpy_mode=numpy_mode)
+        served = ServedModel(ref, reg, poll_interval=poll_interval, numpy_mode=numpy_mode,
+                             trusted=None if trusted is None else tuple(trusted))
     except BaseException:
         reg.close()
         raise
     metrics = Metrics(ROUTES)
     mv = served.current.version
     metrics.model = (mv.name, mv.version, served.alias or "")
+    executor = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="score")
+    admitted = asyncio.Semaphore(limits.threads)  # large requests being read, decoded, scored
+    in_flight = 0
+
+    def parse_and_score(model: LoadedModel, body: bytes, kind: str) -> tuple[int, bytes]:
+        table = model.parse(body, kind, max_cells=limits.max_cells)
+        predictions = score(model, table, model.method(table.params))
+        return table.n_rows, protocol.dumps({"predictions": predictions})
 
     async def invocations(request: Request) -> Response:
+        nonlocal in_flight
         started = time.perf_counter()
         model = served.current  # read once: this request keeps this version to the end
+        if in_flight >= limits.max_concurrency:
+            metrics.error("/invocations", TEMPORARILY_UNAVAILABLE)
+            return error_response(RequestError(
+                503, TEMPORARILY_UNAVAILABLE, f"{limits.max_concurrency} requests are being "
+                "scored (--max-concurrency); retry shortly", headers={"retry-after": "1",
+                                                                     **_CLOSE}))
+        in_flight += 1
+        metrics.in_flight = in_flight
         try:
             kind = protocol.content_kind(request.headers.get("content-type"))
-            body = await read_body(request, max_body_bytes)
-            if len(body) > THREAD_BODY_BYTES:
-                table = await asyncio.to_thread(protocol.parse_body, body, kind,
-                                                one_column=model.one_column)
-            else:
-                table = protocol.parse_body(body, kind, one_column=model.one_column)
-            method = model.method(table.params)
-            cells = table.n_rows * max(len(table.columns or ()), len(model.columns or ()), 1)
-            if cells > THREAD_CELLS:
-                predictions = await asyncio.to_thread(score, model, table, method)
-            else:
-                predictions = score(model, table, method)
-            payload = protocol.dumps({"predictions": predictions})
+            declared = declared_length(request, limits.max_body_bytes)
+            loop = asyncio.get_running_loop()
+            if kind == "json" and declared is not None and declared <= INLINE_BODY_BYTES:
+                body = await read_body(request, limits, declared)
+                table = model.parse(body, kind, max_cells=limits.max_cells)  # shape only
+                method = model.method(table.params)
+                cells = table.n_rows * max(table.width, len(model.columns or ()), 1)
+                if cells > INLINE_CELLS or table.width > INLINE_COLUMNS:
+                    async with admitted:
+                        predictions = await loop.run_in_executor(executor, score, model, table,
+                                                                 method)
+                else:
+                    predictions = score(model, table, method)
+                rows, payload = table.n_rows, protocol.dumps({"predictions": predictions})
+            else:  # large, chunked, CSV or Parquet: all of it in a scoring thread
+                async with admitted:  # wait for a thread before reading the body
+                    body = await read_body(request, limits, declared)
+                    rows, payload = await loop.run_in_executor(executor, parse_and_score, model,
+                                                               body, kind)
         except RequestError as err:
             metrics.error("/invocations", err.code)
             return error_response(err)
+        except ClientDisconnect:
+            metrics.error("/invocations", "CLIENT_DISCONNECTED")
+            return Response(status_code=400, headers=_CLOSE)
         except Exception as exc:  # never a 5xx for an input: a clear 400 instead
             log.debug("unexpected error scoring a request", exc_info=True)
             metrics.error("/invocations", protocol.BAD_REQUEST)
             return error_response(protocol.bad_request(
                 f"the request could not be scored ({type(exc).__name__}: "
                 f"{protocol.short(str(exc), 200)})"))
-        metrics.prediction(table.n_rows, time.perf_counter() - started)
+        finally:
+            in_flight -= 1
+            metrics.in_flight = in_flight
+        metrics.prediction(rows, time.perf_counter() - started)
         return Response(payload, media_type=_JSON, headers={"x-model-version": model.tag})
 
     async def ping(request: Request) -> Response:
         return Response("\n", media_type=_JSON)
 
     async def version(request: Request) -> Response:
-        return Response(framework.__version__, media_type="text/plain")
+        # as `mlflow models serve` answers it: the bare version, labelled application/json
+        return Response(framework.__version__, media_type=_JSON)
 
     async def metadata(request: Request) -> Response:
-        return json_response(describe(served))
+        return json_response(describe(served, limits))
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -246,6 +289,7 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            executor.shutdown(wait=False, cancel_futures=True)
             reg.close()
 
     routes = [
@@ -260,7 +304,9 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
                     exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.router.redirect_slashes = False  # /invocations/ is a 404, never a redirect built from Host
     app.state.served = served
+    app.state.limits = limits
     app.state.metrics = metrics
     return app
 
@@ -297,34 +343,49 @@ def score(model: LoadedModel, table: protocol.Table, method: str) -> Any:
     return model.predict(x, method)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) one over ``limit`` from Content-Length or while streaming."""
+def declared_length(request: Request, limit: int) -> int | None:
+    """The body size the request declares (None: chunked); a 413 over ``limit``."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise protocol.bad_request("Content-Length is not a number") from None
-        if size > limit:
-            raise RequestError(413, RESOURCE_LIMIT_EXCEEDED,
-                               f"the body has {size} bytes, over the limit of {limit} bytes "
-                               "(--max-body-bytes); send smaller batches")
+    if declared is None:
+        return None
+    if not declared.isdigit():
+        raise RequestError(400, BAD_REQUEST, "Content-Length is not a number", headers=_CLOSE)
+    size = int(declared)
+    if size > limit:
+        raise RequestError(413, RESOURCE_LIMIT_EXCEEDED,
+                           f"the body has {size} bytes, over the limit of {limit} bytes "
+                           "(--max-body-bytes); send smaller batches", headers=_CLOSE)
+    return size
+
+
+async def read_body(request: Request, limits: Limits, declared: int | None) -> bytes:
+    """The body, refusing (413) one over ``max_body_bytes`` while streaming, and (400) one that
+    does not arrive within ``body_timeout`` seconds."""
     chunks = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise RequestError(413, RESOURCE_LIMIT_EXCEEDED,
-                               f"the body is over the limit of {limit} bytes (--max-body-bytes); "
-                               "send smaller batches")
-        chunks.append(chunk)
+    limit = limits.max_body_bytes
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise RequestError(413, RESOURCE_LIMIT_EXCEEDED,
+                                       f"the body is over the limit of {limit} bytes "
+                                       "(--max-body-bytes); send smaller batches", headers=_CLOSE)
+                chunks.append(chunk)
+    except TimeoutError:
+        expected = f" of the {declared} declared" if declared is not None else ""
+        raise RequestError(400, BAD_REQUEST,
+                           f"the body did not arrive within {limits.body_timeout:g} s "
+                           f"({received} bytes{expected} received)", headers=_CLOSE) from None
     return b"".join(chunks)
 
 
-def describe(served: ServedModel) -> dict[str, Any]:
+def describe(served: ServedModel, limits: Limits | None = None) -> dict[str, Any]:
     """The body of ``GET /metadata``."""
     model = served.current
     mv = model.version
+    limits = limits or Limits()
     return {
         "name": mv.name,
         "version": mv.version,
@@ -345,16 +406,21 @@ def describe(served: ServedModel) -> dict[str, Any]:
         "loaded_at": model.loaded_at,
         "last_switch_error": served.last_error,
         "framework_version": framework.__version__,
+        "limits": {"max_body_bytes": limits.max_body_bytes, "max_cells": limits.max_cells,
+                   "max_concurrency": limits.max_concurrency,
+                   "header_timeout": limits.header_timeout, "body_timeout": limits.body_timeout},
     }
 
 
 def app_from_env() -> Any:
     """Factory for ``uvicorn --factory`` (``--workers N``): the config comes from
-    ``$FRAMEWORK_SERVE_CONFIG`` (JSON with ``model_uri`` and create_app's keyword arguments)."""
+    ``$FRAMEWORK_SERVE_CONFIG`` (JSON with ``model_uri``, ``limits`` and create_app's other
+    keyword arguments)."""
     from framework.io import preload_skops
-    from framework.serve.cli import startup_gc
+    from framework.serve.startup import startup_gc
 
     config = json.loads(os.environ[ENV_CONFIG])
     with startup_gc():
         preload_skops()
-        return create_app(config.pop("model_uri"), **config)
+        limits = Limits(**config.pop("limits"))
+        return create_app(config.pop("model_uri"), limits=limits, **config)

@@ -2,14 +2,15 @@
 
 Prints one line when the server is ready to answer (``serving NAME vN (alias) on http://H:P``)
 and then logs quietly: model switches and errors on stderr, no access log unless ``--access-log``.
-``--port 0`` picks a free port (the ready line says which).
+``--port 0`` picks a free port (the ready line says which). The bounds on each request and
+connection (body size, cells, concurrency, timeouts) are flags; their defaults live in
+:mod:`framework.serve.limits`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
+import dataclasses
 import json
 import logging
 import os
@@ -17,15 +18,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from framework.errors import UsageError
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_POLL_INTERVAL = 1.0
+from framework.serve.limits import DEFAULT_HOST, DEFAULT_POLL_INTERVAL, DEFAULT_PORT, Limits
+from framework.serve.startup import startup_gc
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,8 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
-                   help=f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})")
+    d = Limits()
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                   help=f"largest request body accepted, 413 beyond (default {d.max_body_bytes})")
+    p.add_argument("--max-cells", type=int, default=d.max_cells,
+                   help=f"largest rows x columns of one request, 413 beyond (default "
+                        f"{d.max_cells})")
+    p.add_argument("--max-concurrency", type=int, default=d.max_concurrency,
+                   help=f"/invocations requests in flight, 503 with Retry-After beyond (default "
+                        f"{d.max_concurrency})")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads that decode and score large requests (default: one per core, "
+                        "2 to 8)")
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout,
+                   help=f"seconds to receive a request's headers (default {d.header_timeout:g})")
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout,
+                   help=f"seconds to receive a request's body (default {d.body_timeout:g})")
+    p.add_argument("--max-connections", type=int, default=d.max_connections,
+                   help=f"open connections, 503 beyond (default {d.max_connections})")
+    p.add_argument("--trust", action="append", default=[], metavar="MODULE.NAME",
+                   help="a class or function the model file may name beyond the allowlist "
+                        "(repeatable; exact names only; the project's trusted_types are "
+                        "trusted too)")
     p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL,
                    help="seconds between checks of the alias (default 1; 0: do not follow)")
     p.add_argument("--access-log", action="store_true", help="log every request")
@@ -59,29 +76,38 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         raise UsageError(f"serve: --workers must be at least 1, found {args.workers}")
-    if args.max_body_bytes < 1:
-        raise UsageError(f"serve: --max-body-bytes must be positive, found {args.max_body_bytes}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"serve: --port must be between 0 and 65535, found {args.port}")
+    args.limits = limits_of(args)
+    args.trusted = trusted_of(args)
     _configure_logging(args.log_level, args.access_log)
     if args.workers == 1:
         return _serve_one(args)
     return _serve_many(args)
 
 
-@contextlib.contextmanager
-def startup_gc() -> Iterator[None]:
-    """No garbage collection while importing scikit-learn and loading the model (start-up is
-    ~15% faster: imports allocate many objects and few cycles); then freeze what was loaded, so
-    later collections skip it."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The :class:`Limits` the flags ask for (a UsageError names a bad flag)."""
     try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
+        return Limits(max_body_bytes=args.max_body_bytes, max_cells=args.max_cells,
+                      max_concurrency=args.max_concurrency, threads=args.threads,
+                      header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                      max_connections=args.max_connections)
+    except ValueError as exc:  # "max_body_bytes must be ...": the field, then what is wrong
+        field, _, problem = str(exc).partition(" ")
+        raise UsageError(f"serve: --{field.replace('_', '-')} {problem}") from None
+
+
+def trusted_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The project's ``trusted_types`` and the ``--trust`` names, checked."""
+    from framework import trust
+    from framework.io import project_trusted
+
+    try:
+        extra = trust.check_trusted_names(args.trust, where="--trust")
+    except ValueError as exc:
+        raise UsageError(f"serve: {exc}") from None
+    return (*project_trusted(), *extra)
 
 
 def _configure_logging(level: str, access_log: bool) -> None:
@@ -101,9 +127,15 @@ def _configure_logging(level: str, access_log: bool) -> None:
 def _uvicorn_config(app: Any, args: argparse.Namespace, **extra: Any) -> Any:
     import uvicorn
 
-    return uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
-                          access_log=args.access_log, server_header=False, lifespan="on",
-                          timeout_graceful_shutdown=5, **extra)
+    from framework.serve.guard import configure
+
+    limits: Limits = args.limits
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                            access_log=args.access_log, server_header=False, lifespan="on",
+                            timeout_graceful_shutdown=5,
+                            limit_concurrency=limits.max_connections, **extra)
+    configure(config, limits)
+    return config
 
 
 def _ready_line(name: str, version: int, alias: str | None, host: str, port: int) -> str:
@@ -125,9 +157,8 @@ def _serve_one(args: argparse.Namespace) -> int:
 
             from framework.serve.app import create_app
 
-            app = create_app(args.model, registry=args.registry,
-                             max_body_bytes=args.max_body_bytes,
-                             poll_interval=args.poll_interval)
+            app = create_app(args.model, registry=args.registry, limits=args.limits,
+                             poll_interval=args.poll_interval, trusted=args.trusted)
         except BaseException:
             sock.close()
             raise
@@ -162,8 +193,9 @@ def _serve_many(args: argparse.Namespace) -> int:
     mv = resolve(args.model, registry=args.registry)  # fail fast on an unknown model
     registry = os.path.abspath(args.registry) if args.registry else None
     os.environ[ENV_CONFIG] = json.dumps({
-        "model_uri": args.model, "registry": registry, "max_body_bytes": args.max_body_bytes,
-        "poll_interval": args.poll_interval})
+        "model_uri": args.model, "registry": registry,
+        "limits": dataclasses.asdict(args.limits), "poll_interval": args.poll_interval,
+        "trusted": list(args.trusted)})
     config = _uvicorn_config("framework.serve.app:app_from_env", args, factory=True,
                              workers=args.workers)
     sock = _bind(args.host, args.port)

@@ -62,6 +62,7 @@ class Metrics:
         self.rows = Histogram(ROW_BUCKETS)
         self.switches = 0
         self.load_failures = 0
+        self.in_flight = 0
         self.model: tuple[str, int, str] | None = None
 
     def path_label(self, path: str) -> str:
@@ -126,6 +127,9 @@ class Metrics:
         name = family("model_load_failures_total", "counter", "Versions the alias moved to that "
                       "could not be loaded (the previous version kept serving).")
         out.append(f"{name} {self.load_failures}")
+        name = family("in_flight_requests", "gauge", "/invocations requests being read, "
+                      "decoded or scored now (capped by --max-concurrency).")
+        out.append(f"{name} {self.in_flight}")
         if self.model is not None:
             model, version, alias = self.model
             name = family("model_version", "gauge", "The version being served.")

@@ -4,11 +4,16 @@ Checking a request follows :func:`framework.schema.conform`: columns outside the
 the schema's columns are put in order, only lossless conversions are made, and a request that
 breaks the schema is refused with the engine's report (column, rule, rows).
 
+Decoding. A request's values are typed column by column from the schema
+(:mod:`framework.serve.decode`): numbers into float64, strings and nested values into object
+columns, so no input ever builds a fixed-width unicode array, and a string in a numeric column is
+refused while decoding.
+
 Fast path. When every column of the schema is a plain number (``type`` number/integer with
-optional bounds, nothing else), a request whose rows are all numbers is checked with a few numpy
-comparisons on one float matrix: if they all hold, the engine would accept the table too. If any
-does not (or the request is not that simple), the request takes the engine's path, which gives the
-verdict and the report. The fast path never accepts what the engine refuses.
+optional bounds, nothing else), the decoded float columns are checked with a few numpy comparisons
+on one matrix: if they all hold, the engine would accept the table too. If any does not (or the
+request is not that simple), the request takes the engine's path, which gives the verdict and the
+report. The fast path never accepts what the engine refuses.
 
 Numpy mode. scikit-learn spends most of a small prediction validating a DataFrame's columns. When
 the model was fitted on exactly the schema's columns, the server hands it a float matrix in the
@@ -32,6 +37,8 @@ import pandas as pd
 from framework.errors import SchemaViolation
 from framework.registry import ModelVersion
 from framework.schema import compile_schema, conform
+from framework.serve import protocol
+from framework.serve.decode import Decoded, Decoder
 from framework.serve.protocol import (BAD_REQUEST, INVALID_PARAMETER_VALUE, RequestError, Table,
                                       short)
 
@@ -144,9 +151,8 @@ class LoadedModel:
     numpy_mode: bool                   # fitted on a DataFrame, scored on matrices (checked)
     array_input: bool                  # fitted on arrays: scored on matrices in schema order
     methods: tuple[str, ...]
+    decoder: Decoder = field(default_factory=lambda: Decoder({}))
     loaded_at: float = field(default_factory=time.time)
-    _positions: dict[tuple[str, ...], np.ndarray | None] = field(default_factory=dict,
-                                                                 repr=False)
 
     # -- describing -----------------------------------------------------------------------------
 
@@ -183,17 +189,28 @@ class LoadedModel:
                                f"it offers {', '.join(self.methods)}")
         return name
 
+    def parse(self, body: bytes, kind: str, *, max_cells: int) -> Table:
+        """The :class:`Table` a body of ``kind`` (json, csv, parquet) holds; a 413 beyond
+        ``max_cells`` cells."""
+        if kind == "json":
+            return protocol.parse_json(body, one_column=self.one_column, max_cells=max_cells)
+        if kind == "csv":
+            return Table(frame=self.decoder.csv(body, max_cells=max_cells), source="csv")
+        return Table(frame=self.decoder.parquet(body, max_cells=max_cells), source="parquet")
+
     def prepare(self, table: Table) -> Any:
         """The model's input for ``table``, checked against the schema (RequestError if not)."""
         if table.rows is not None:
             columns = table.columns
             if columns is None:  # positional rows
                 columns = self._positional(table.rows)
-            if self.plan is not None and not table.maybe_bool:
-                x = self._fast(columns, table.rows)
+            names = [c if isinstance(c, str) else str(c) for c in columns]
+            decoded = self.decoder.rows(names, table.rows, where=table.source)
+            if self.plan is not None:
+                x = self._fast(decoded, len(table.rows))
                 if x is not None:
                     return x if self.numpy_mode or self.array_input else self._frame(x)
-            frame = self._to_frame(columns, table.rows, table.source)
+            frame = pd.DataFrame(decoded.columns, index=pd.RangeIndex(len(table.rows)))
         else:
             frame = table.frame
         return self._checked(frame)
@@ -223,47 +240,38 @@ class LoadedModel:
                                f"{len(order)} columns: {short(', '.join(order), 200)}")
         return list(order)
 
-    def _fast(self, columns: list[Any], rows: list[Any]) -> np.ndarray | None:
-        key = tuple(columns)
-        pos = self._positions.get(key, False)
-        if pos is False:
-            pos = self._plan_positions(columns)
-            if len(self._positions) < 64:
-                self._positions[key] = pos
-        if pos is None or not rows:
+    def _fast(self, decoded: Decoded, n_rows: int) -> np.ndarray | None:
+        """The checked float matrix (model column order) when every plan column was decoded as
+        float64 and every value passes the plan; None sends the request to the engine.
+
+        The matrix is column-major, as a DataFrame's values are: scikit-learn then computes
+        exactly as it does on the DataFrame (a row-major matrix can change the last bit of a dot
+        product)."""
+        plan = self.plan
+        assert plan is not None
+        if not n_rows:
             return None
-        try:
-            arr = np.array(rows)
-        except (ValueError, TypeError, OverflowError):
-            return None
-        if arr.ndim != 2 or arr.shape[1] != len(columns) or arr.dtype.kind not in "if":
-            return None
-        x = arr[:, pos].astype(np.float64, copy=False)
+        if decoded.matrix is not None:  # every cell a number: pick the plan's columns at once
+            positions = decoded.positions or {}
+            try:
+                index = [positions[name] for name in plan.columns]
+            except KeyError:
+                return None
+            x = decoded.matrix[:, index]  # a fancy index: column-major
+        else:
+            x = np.empty((n_rows, len(plan.columns)), order="F")
+            for j, name in enumerate(plan.columns):
+                column = decoded.columns.get(name)
+                if column is None or column.dtype != np.float64:
+                    return None
+                x[:, j] = column
         # beyond 2**53 a float may have rounded an integer cell: leave those to the engine
-        if not self.plan.check(x) or np.abs(x).max() > _EXACT:  # type: ignore[union-attr]
+        if not plan.check(x) or np.abs(x).max() > _EXACT:
             return None
         return x
 
-    def _plan_positions(self, columns: list[Any]) -> np.ndarray | None:
-        """Where each model feature (plan column order mapped to features) sits in the request."""
-        if len(set(columns)) != len(columns) or not all(isinstance(c, str) for c in columns):
-            return None
-        index = {c: j for j, c in enumerate(columns)}
-        order = self.plan.columns  # type: ignore[union-attr]
-        if any(c not in index for c in order):
-            return None
-        return np.array([index[c] for c in order], dtype=np.intp)
-
     def _frame(self, x: np.ndarray) -> pd.DataFrame:
         return _as_frame(self.plan, x)  # type: ignore[arg-type]
-
-    def _to_frame(self, columns: list[Any], rows: list[Any], source: str) -> pd.DataFrame:
-        try:
-            return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(
-                {c: pd.Series(dtype=object) for c in columns})
-        except Exception as exc:  # pandas refuses ragged or odd nesting in many ways
-            raise RequestError(400, BAD_REQUEST, f"{source} is not a valid table: "
-                               f"{short(str(exc), 160)}") from None
 
     def _checked(self, frame: pd.DataFrame) -> Any:
         frame_in = frame
@@ -344,10 +352,10 @@ def _same_outputs(estimator: Any, frame: pd.DataFrame, matrix: np.ndarray,
 
 
 def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
-                 numpy_mode: bool = True) -> LoadedModel:
-    """Load ``mv`` from ``registry`` (hash-checked, skops allowlist), compile its schema once and
-    decide the fast path and numpy mode."""
-    estimator = registry.load(mv)
+                 numpy_mode: bool = True, trusted: tuple[str, ...] | None = None) -> LoadedModel:
+    """Load ``mv`` from ``registry`` (hash-checked, the exact skops allowlist plus ``trusted``),
+    compile its schema once and decide the fast path and numpy mode."""
+    estimator = registry.load(mv, trusted=trusted)
     schema = mv.serving_schema()
     compiled = compile_schema(schema, source=f"{mv.name} v{mv.version} input schema", checked=True) \
         if schema else None
@@ -380,7 +388,8 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
                 use_numpy = False
     return LoadedModel(version=mv, estimator=estimator, alias=alias, schema=schema,
                        compiled=compiled, columns=columns, features=features, plan=plan,
-                       numpy_mode=use_numpy, array_input=array_input, methods=methods)
+                       numpy_mode=use_numpy, array_input=array_input, methods=methods,
+                       decoder=Decoder.from_schema(schema))
 
 
 def quiet_feature_name_warning() -> None:

@@ -88,7 +88,10 @@ def openapi_spec(model: LoadedModel) -> dict[str, Any]:
             "/health": {"get": {"summary": "Health check", "operationId": "health",
                                 "responses": {"200": alive}}},
             "/version": {"get": {"summary": "Framework version", "operationId": "version",
-                                 "responses": {"200": text}}},
+                                 "responses": {"200": {
+                                     "description": "The bare version (as MLflow's /version "
+                                                    "answers, labelled application/json)",
+                                     "content": {"application/json": {}}}}}},
             "/metadata": {"get": {"summary": "The served version", "operationId": "metadata",
                                   "responses": {"200": {"description": "OK", "content": {
                                       "application/json": {"schema": {

@@ -9,14 +9,17 @@ A JSON body is an object with exactly one input key and an optional ``params`` o
   of columns (``{"col": [v1, v2]}``, or ``{"col": v}`` for one row), a list of positional rows
   (``[[...], ...]``), or for a one-column model a flat list of its values.
 
-A CSV body (``text/csv`` or ``application/csv``) has a header row. Anything else is a
-:class:`RequestError` carrying the HTTP status and an MLflow error code. This module imports only
-the standard library (pandas on first CSV body, orjson when installed).
+A CSV body (``text/csv`` or ``application/csv``) has a header row and exactly as many fields in
+every row; a Parquet body (``application/vnd.apache.parquet``, as MLflow takes it) is a table.
+Anything else is a :class:`RequestError` carrying the HTTP status and an MLflow error code.
+
+This module checks the shape of a body (which input key, rows as lists of equal width, at most
+``max_cells`` cells); :mod:`framework.serve.decode` types the values, column by column, from the
+model's input schema. It imports only the standard library (orjson when installed).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -31,25 +34,30 @@ BAD_REQUEST = "BAD_REQUEST"
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
 RESOURCE_LIMIT_EXCEEDED = "RESOURCE_LIMIT_EXCEEDED"
+TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PARAMS_KEY = "params"
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
+PARQUET_TYPES = ("application/vnd.apache.parquet",)
 MAX_MESSAGE = 300
 
 
 class RequestError(Exception):
-    """A request the server refuses: HTTP ``status``, MLflow ``code``, a short ``message``."""
+    """A request the server refuses: HTTP ``status``, MLflow ``code``, a short ``message``, and
+    response ``headers`` to add (``Retry-After``, ``Connection: close``)."""
 
     def __init__(self, status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
 
 def bad_request(message: str) -> RequestError:
@@ -65,19 +73,23 @@ def short(text: str, width: int = MAX_MESSAGE) -> str:
 # -- bodies ----------------------------------------------------------------------------------------
 
 def content_kind(header: str | None) -> str:
-    """``"json"`` or ``"csv"`` from a Content-Type header; 415 for anything else."""
+    """``"json"``, ``"csv"`` or ``"parquet"`` from a Content-Type header; 415 for anything
+    else."""
     if not header:
         raise RequestError(415, BAD_REQUEST, "missing Content-Type; send application/json "
-                           "(dataframe_split, dataframe_records, instances or inputs) or text/csv")
+                           "(dataframe_split, dataframe_records, instances or inputs), text/csv "
+                           "or application/vnd.apache.parquet")
     mime, *parameters = (part.strip() for part in header.split(";"))
     mime = mime.lower()
     if mime in JSON_TYPES:
         kind = "json"
     elif mime in CSV_TYPES:
         kind = "csv"
+    elif mime in PARQUET_TYPES:
+        kind = "parquet"
     else:
         raise RequestError(415, BAD_REQUEST, f"unsupported Content-Type {short(mime, 80)!r}; "
-                           "use application/json or text/csv")
+                           "use application/json, text/csv or application/vnd.apache.parquet")
     for parameter in parameters:
         key, _, value = parameter.partition("=")
         key, value = key.strip().lower(), value.strip().strip('"').lower()
@@ -131,29 +143,33 @@ def plain(value: Any) -> Any:
 
 @dataclass
 class Table:
-    """A parsed request: ``columns`` + ``rows`` (lists) or a pandas ``frame``, and ``params``.
-
-    ``columns`` is None for positional rows (the model's column order applies). ``maybe_bool`` is
-    False when the body cannot hold a JSON boolean, which lets the numeric fast path trust
-    ``numpy.array(rows)``.
-    """
+    """A parsed request: ``columns`` + ``rows`` (lists of JSON values) or a pandas ``frame``
+    (CSV, Parquet), and ``params``. ``columns`` is None for positional rows (the model's column
+    order applies)."""
 
     columns: list[Any] | None = None
     rows: list[Any] | None = None
     frame: Any = None
     params: dict[str, Any] = field(default_factory=dict)
-    maybe_bool: bool = True
     source: str = ""
 
     @property
     def n_rows(self) -> int:
         return len(self.frame) if self.frame is not None else len(self.rows or ())
 
+    @property
+    def width(self) -> int:
+        if self.frame is not None:
+            return len(self.frame.columns)
+        if self.columns is not None:
+            return len(self.columns)
+        return len(self.rows[0]) if self.rows else 0
 
-def parse_body(body: bytes, kind: str, *, one_column: str | None = None) -> Table:
-    """The :class:`Table` a body holds; ``one_column`` names the model's only input column."""
-    if kind == "csv":
-        return parse_csv(body)
+
+def parse_json(body: bytes, *, one_column: str | None = None,
+               max_cells: int | None = None) -> Table:
+    """The :class:`Table` a JSON body holds; ``one_column`` names the model's only input column.
+    More than ``max_cells`` cells is a 413."""
     try:
         doc = loads(body)
     except (ValueError, TypeError, RecursionError) as exc:  # orjson's errors are ValueErrors
@@ -161,7 +177,7 @@ def parse_body(body: bytes, kind: str, *, one_column: str | None = None) -> Tabl
                           f"{short(str(exc), 160)}") from None
     if not isinstance(doc, dict):
         raise bad_request(f"the body must be a JSON object with exactly one of the input fields "
-                          f"{', '.join(INPUT_KEYS)}; received {_json_type(doc)}")
+                          f"{', '.join(INPUT_KEYS)}; received {json_type(doc)}")
     keys = [k for k in INPUT_KEYS if k in doc]
     if len(keys) != 1:
         found = ", ".join(short(k, 40) for k in list(doc)[:10]) or "none"
@@ -173,7 +189,7 @@ def parse_body(body: bytes, kind: str, *, one_column: str | None = None) -> Tabl
         params = {}
     elif not isinstance(params, dict):
         raise RequestError(400, INVALID_PARAMETER_VALUE,
-                           f"'params' must be a JSON object, received {_json_type(params)}")
+                           f"'params' must be a JSON object, received {json_type(params)}")
     key = keys[0]
     value = doc[key]
     if key == "dataframe_split":
@@ -181,16 +197,19 @@ def parse_body(body: bytes, kind: str, *, one_column: str | None = None) -> Tabl
     elif key == "dataframe_records":
         if not isinstance(value, list):
             raise bad_request(f"dataframe_records must be a list of records, received "
-                              f"{_json_type(value)}")
+                              f"{json_type(value)}")
         table = _records(value, key)
     else:
         table = _tensor_style(value, key, one_column)
     table.params = params
-    table.maybe_bool = b"true" in body or b"false" in body
+    if max_cells is not None and table.n_rows * max(table.width, 1) > max_cells:
+        from framework.serve.decode import too_many_cells
+
+        raise too_many_cells(table.n_rows, table.width, max_cells)
     return table
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -207,7 +226,7 @@ def _json_type(value: Any) -> str:
 def _split(value: Any) -> Table:
     if not isinstance(value, dict):
         raise bad_request(f"dataframe_split must be an object with 'columns' and 'data', "
-                          f"received {_json_type(value)}")
+                          f"received {json_type(value)}")
     extra = [k for k in value if k not in ("columns", "data", "index")]
     if "data" not in value or extra:
         raise bad_request("dataframe_split must have a 'data' field and optionally 'columns' and "
@@ -216,7 +235,7 @@ def _split(value: Any) -> Table:
     rows, columns = value["data"], value.get("columns")
     if not isinstance(rows, list):
         raise bad_request(f"dataframe_split.data must be a list of rows, received "
-                          f"{_json_type(rows)}")
+                          f"{json_type(rows)}")
     if columns is not None:
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise bad_request("dataframe_split.columns must be a list of column names (strings)")
@@ -233,7 +252,7 @@ def _check_rows(rows: list[Any], width: int | None, where: str) -> None:
     for i, row in enumerate(rows):
         if row.__class__ is not list:
             raise bad_request(f"{where}: row {i} must be a list of values, received "
-                              f"{_json_type(row)}")
+                              f"{json_type(row)}")
         if width is None:
             width = len(row)
         elif len(row) != width:
@@ -246,13 +265,13 @@ def _records(records: list[Any], where: str) -> Table:
         return Table(columns=[], rows=[], source=where)
     first = records[0]
     if not isinstance(first, dict):
-        raise bad_request(f"{where}: record 0 must be an object, received {_json_type(first)}")
+        raise bad_request(f"{where}: record 0 must be an object, received {json_type(first)}")
     columns = list(first)
     uniform = True
     for i, record in enumerate(records):
         if record.__class__ is not dict:
             raise bad_request(f"{where}: record {i} must be an object, received "
-                              f"{_json_type(record)}")
+                              f"{json_type(record)}")
         if uniform and record.keys() != first.keys():
             uniform = False
     if not uniform:  # union of keys in order of appearance; an absent key is a null cell
@@ -285,7 +304,7 @@ def _tensor_style(value: Any, key: str, one_column: str | None) -> Table:
         return Table(columns=columns, rows=rows, source=key)
     if not isinstance(value, list):
         raise bad_request(f"{key} must be a list of records, a dict of columns or a list of rows; "
-                          f"received {_json_type(value)}")
+                          f"received {json_type(value)}")
     if not value:
         return Table(columns=[], rows=[], source=key)
     if isinstance(value[0], dict):
@@ -297,16 +316,3 @@ def _tensor_style(value: Any, key: str, one_column: str | None) -> Table:
         return Table(columns=[one_column], rows=[[v] for v in value], source=key)
     raise bad_request(f"{key} must be a list of records, a dict of columns or a list of rows; "
                       "received a list of single values")
-
-
-def parse_csv(body: bytes) -> Table:
-    import pandas as pd
-
-    if not body.strip():
-        raise bad_request("the CSV body is empty; send a header row and one row per record")
-    try:
-        frame = pd.read_csv(io.BytesIO(body), encoding="utf-8")
-    except Exception as exc:  # pandas raises many error types on bad CSV
-        raise bad_request(f"cannot read the body as CSV with a header row: "
-                          f"{short(str(exc), 160)}") from None
-    return Table(frame=frame, source="csv", maybe_bool=True)

@@ -24,11 +24,30 @@ def run_serve(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_unknown_model_fails_fast_with_a_message(tmp_path: Path, registry_dir: Path) -> None:
     proc = run_serve("breast_cancr@champion", "--registry", str(registry_dir), cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # a user error, as an unknown model is in every verb
     assert "no model 'breast_cancr'" in proc.stderr and "did you mean 'breast_cancer'" in \
         proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_hostile_model_file_is_refused_at_start_up(tmp_path: Path,
+                                                     features_schema: dict[str, Any]) -> None:
+    from trustlib import runstring_model
+
+    from framework.registry import open_registry
+
+    marker = tmp_path / "MARKER"
+    with open_registry(tmp_path / "registry") as reg:
+        reg.register(MODEL, runstring_model(tmp_path / "evil.skops", marker),
+                     metrics={"roc_auc": 0.9}, input_schema=features_schema, target="target",
+                     actor="tests", check_types=False)
+    proc = run_serve(f"{MODEL}@champion", "--registry", str(tmp_path / "registry"), "--port",
+                     "0", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "refusing" in proc.stderr and "numpy.testing._private.utils.runstring" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not marker.exists()
 
 
 def test_a_modified_artifact_is_refused(tmp_path: Path, model_file: Path,
@@ -64,7 +83,11 @@ def test_port_in_use(tmp_path: Path, registry_dir: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--workers", "0"], "--workers must be at least 1"),
     (["--port", "70000"], "--port must be between"),
-    (["--max-body-bytes", "0"], "--max-body-bytes must be positive"),
+    (["--max-body-bytes", "0"], "--max-body-bytes must be at least 1, found 0"),
+    (["--max-cells", "-5"], "--max-cells must be at least 1, found -5"),
+    (["--header-timeout", "0"], "--header-timeout must be positive, found 0.0"),
+    (["--trust", "numpy.*"], "--trust[0] = 'numpy.*': expected an exact dotted name"),
+    (["--trust", "os.system"], "a model file may never name this"),
     (["--port", "eighty"], "invalid int value"),
 ])
 def test_bad_command_lines(tmp_path: Path, registry_dir: Path, args: list[str],

@@ -104,6 +104,26 @@ def test_alias_move_while_requests_flow(tmp_path: Path, model_file: Path, data: 
             meta = c.get("/metadata").json()
             assert meta["version"] == 2 and "v3" in meta["last_switch_error"]
         assert "cannot switch" in champion.log() and "still serving v2" in champion.log()
+
+        # a hostile model file becomes champion (registered by a client that skipped the
+        # check): the running server refuses it by name, runs nothing, keeps serving v2
+        from trustlib import runstring_model
+
+        from framework.registry import open_registry
+
+        marker = tmp_path / "MARKER"
+        with open_registry(registry) as reg:
+            reg.register(MODEL, runstring_model(tmp_path / "evil.skops", marker),
+                         metrics={"roc_auc": 0.9999, "accuracy": 1.0},
+                         input_schema=features_schema, target="target",
+                         primary_metric="roc_auc", actor="tests", check_types=False)
+        with champion.client() as c:
+            wait_for(lambda: "framework_serve_model_load_failures_total 2" in
+                     c.get("/metrics").text, 30, "the refused switch to be counted")
+            assert c.post("/invocations", content=body,
+                          headers=JSON).headers["x-model-version"] == f"{MODEL}/2"
+            assert "runstring" in c.get("/metadata").json()["last_switch_error"]
+        assert not marker.exists()
     finally:
         champion.stop()
         pinned.stop()

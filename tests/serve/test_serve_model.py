@@ -19,6 +19,7 @@ from framework.errors import SchemaViolation
 from framework.registry import open_registry
 from framework.schema import compile_schema, conform
 from framework.serve import protocol
+from framework.serve.decode import Decoder
 from framework.serve.metrics import Metrics
 from framework.serve.model import (LoadedModel, NumericPlan, load_version,
                                    quiet_feature_name_warning)
@@ -28,7 +29,7 @@ from framework.serve.protocol import RequestError, Table
 
 
 def parse(doc: Any, one_column: str | None = None) -> Table:
-    return protocol.parse_body(json.dumps(doc).encode(), "json", one_column=one_column)
+    return protocol.parse_json(json.dumps(doc).encode(), one_column=one_column)
 
 
 @pytest.mark.parametrize("doc, columns, rows", [
@@ -56,11 +57,72 @@ def test_flat_list_for_a_one_column_model() -> None:
         parse({"inputs": [1.5, 2.5]})
 
 
-def test_params_and_boolean_detection() -> None:
+def test_params() -> None:
     table = parse({"inputs": [[1]], "params": {"predict_method": "predict_proba"}})
     assert table.params == {"predict_method": "predict_proba"}
-    assert not table.maybe_bool
-    assert parse({"inputs": [[True]]}).maybe_bool
+
+
+def test_too_many_cells_is_refused_before_decoding() -> None:
+    body = json.dumps({"inputs": [[1.0] * 10] * 100}).encode()
+    assert protocol.parse_json(body, max_cells=1000).n_rows == 100
+    with pytest.raises(RequestError, match=r"100 rows x 10 columns = 1000 cells, over the limit "
+                                           r"of 999 \(--max-cells\)") as info:
+        protocol.parse_json(body, max_cells=999)
+    assert info.value.status == 413
+
+
+# -- decoding: typed columns from the schema, never a fixed-width unicode array ------------------
+
+DECODER = Decoder.from_schema({"type": "object", "properties": {
+    "n": {"type": "number"}, "m": {"type": ["number", "null"]}, "s": {"type": "string"},
+    "b": {"type": "boolean"}, "e": {"enum": [1, "a"]}}})
+
+
+def test_decoded_columns_are_typed_from_the_schema() -> None:
+    out = DECODER.rows(["n", "m", "s", "b", "e", "extra"],
+                       [[1, None, "x", True, 1, 2.5], [2.5, 3, None, False, "a", 7]],
+                       where="t").columns
+    assert out["n"].dtype == np.float64 and out["n"].tolist() == [1.0, 2.5]
+    assert out["m"].dtype == np.float64 and np.isnan(out["m"][0])
+    assert out["s"].dtype == object and out["s"].tolist() == ["x", None]
+    assert out["b"].tolist() == [True, False]
+    assert out["e"].dtype == object and out["e"].tolist() == [1, "a"]
+    assert out["extra"].dtype == np.float64  # a column outside the schema: numbers stay numbers
+    big = DECODER.rows(["n"], [[2**60 + 1]], where="t").columns["n"]
+    assert big.dtype == object and big[0] == 2**60 + 1  # kept exact for the engine
+    numbers = DECODER.rows(["n", "m", "extra"], [[1, 2.5, 3], [4, 5, 6.5]], where="t")
+    assert numbers.matrix is not None and numbers.columns["m"].tolist() == [2.5, 5.0]
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("n", "1.5", r"column 'n', row 1: expected a number, received a string '1.5'"),
+    ("n", True, r"column 'n', row 1: expected a number, received a boolean True"),
+    ("m", [1], r"column 'm', row 1: expected a number or null, received a list"),
+    ("s", 5, r"column 's', row 1: expected a string, received a number 5"),
+    ("b", "yes", r"column 'b', row 1: expected a boolean, received a string"),
+], ids=["numeric_string", "boolean", "nested", "number_for_string", "string_for_boolean"])
+def test_a_wrong_type_is_refused_while_decoding(column: str, value: Any, message: str) -> None:
+    good = {"n": 1.0, "m": 1.0, "s": "x", "b": True}[column]
+    with pytest.raises(RequestError, match=message) as info:
+        DECODER.rows([column], [[good], [value]], where="dataframe_split")
+    assert info.value.status == 400 and info.value.code == "INVALID_PARAMETER_VALUE"
+
+
+def test_a_long_string_among_numbers_costs_no_memory() -> None:
+    """numpy would build a rows x columns x 1,000,000 x 4 bytes array from these rows."""
+    import tracemalloc
+
+    rows = [[float(i)] * 30 for i in range(2000)]
+    rows[1000][7] = "x" * 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(RequestError, match="expected a number"):
+            Decoder({f"c{j}": "number" for j in range(30)}).rows([f"c{j}" for j in range(30)],
+                                                                rows, where="t")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000  # bytes; numpy's unicode array would take 240 GB
 
 
 @pytest.mark.parametrize("header, kind", [
@@ -121,7 +183,11 @@ def bare_model(schema: dict[str, Any], plan: NumericPlan | None) -> LoadedModel:
     return LoadedModel(version=None, estimator=None, alias=None,  # type: ignore[arg-type]
                        schema=schema, compiled=compiled, columns=list(compiled.properties),
                        features=None, plan=plan, numpy_mode=False, array_input=False,
-                       methods=("predict",))
+                       methods=("predict",), decoder=Decoder.from_schema(schema))
+
+
+def fast(model: LoadedModel, columns: list[str], rows: list[list[Any]]) -> Any:
+    return model._fast(model.decoder.rows(columns, rows, where="t"), len(rows))
 
 
 cells = st.one_of(
@@ -138,14 +204,14 @@ def test_fast_path_agrees_with_the_engine(rows: list[list[float]]) -> None:
     plan = NumericPlan.build(SCHEMA)
     assert plan is not None
     model = bare_model(SCHEMA, plan)
-    fast = model._fast(COLUMNS, rows)
+    matrix = fast(model, COLUMNS, rows)
     try:
         conformed = conform(pd.DataFrame(rows, columns=COLUMNS), model.compiled)
     except SchemaViolation:
-        assert fast is None  # never accepts what the engine refuses
+        assert matrix is None  # never accepts what the engine refuses
         return
-    assert fast is not None  # and accepts what it accepts (numbers within 2**53)
-    np.testing.assert_array_equal(fast, conformed.to_numpy(dtype=float))
+    assert matrix is not None  # and accepts what it accepts (numbers within 2**53)
+    np.testing.assert_array_equal(matrix, conformed.to_numpy(dtype=float))
 
 
 @pytest.mark.parametrize("schema", [
@@ -163,13 +229,14 @@ def test_fast_path_only_for_plain_numbers(schema: dict[str, Any]) -> None:
 def test_fast_path_steps_aside_for_odd_rows() -> None:
     model = bare_model(SCHEMA, NumericPlan.build(SCHEMA))
     ok = [[1.0, 2.0, 3, 4.0]]
-    assert model._fast(COLUMNS, ok) is not None
-    assert model._fast(["a", "b", "c", "c"], ok) is None       # duplicate column
-    assert model._fast(["a", "b", "c", "x"], ok) is None       # a schema column missing
-    assert model._fast(COLUMNS, [[1.0, 2.0, 3, None]]) is None  # null
-    assert model._fast(COLUMNS, [[1.0, 2.0, 3, "4"]]) is None   # string
-    assert model._fast(COLUMNS, [[1.0, 2.0, 3, 2**60 + 1]]) is None  # would round
-    assert model._fast(COLUMNS, [[1, 2, 3, 2**60 + 1]]) is None
+    assert fast(model, COLUMNS, ok) is not None
+    assert fast(model, ["a", "b", "c", "c"], ok) is None       # duplicate column
+    assert fast(model, ["a", "b", "c", "x"], ok) is None       # a schema column missing
+    assert fast(model, COLUMNS, [[1.0, 2.0, 3, None]]) is None  # null
+    assert fast(model, COLUMNS, [[1.0, 2.0, 3, 2**60 + 1]]) is None  # would round
+    assert fast(model, COLUMNS, [[1, 2, 3, 2**60 + 1]]) is None
+    with pytest.raises(RequestError, match="expected a number or null, received a string"):
+        fast(model, COLUMNS, [[1.0, 2.0, 3, "4"]])
 
 
 # -- loading versions: numpy mode, no schema, arrays ---------------------------------------------
@@ -193,8 +260,7 @@ def test_numpy_mode_gives_the_dataframe_answers(registry: Any, data: Data,
     loaded = load_version(registry, add(registry, model, features_schema), alias="champion")
     assert loaded.numpy_mode and loaded.plan is not None
     assert "x-min-rows" not in loaded.schema  # a request may be one row
-    table = Table(columns=data.columns[::-1], rows=[r[::-1] for r in data.rows[:50]],
-                  maybe_bool=False)
+    table = Table(columns=data.columns[::-1], rows=[r[::-1] for r in data.rows[:50]])
     x = loaded.prepare(table)
     assert isinstance(x, np.ndarray)
     frame = pd.DataFrame(data.rows[:50], columns=data.columns)
@@ -216,7 +282,7 @@ def test_column_selection_by_name_keeps_dataframes(registry: Any, data: Data,
                           LogisticRegression(max_iter=1000)).fit(X, data.target)
     loaded = load_version(registry, add(registry, model, features_schema), alias="champion")
     assert loaded.plan is not None and not loaded.numpy_mode  # the probe said no
-    x = loaded.prepare(Table(columns=data.columns, rows=data.rows[:20], maybe_bool=False))
+    x = loaded.prepare(Table(columns=data.columns, rows=data.rows[:20]))
     assert isinstance(x, pd.DataFrame)
     assert loaded.predict(x, "predict").tolist() == model.predict(X.head(20)).tolist()
 
@@ -246,7 +312,7 @@ def test_model_fitted_on_arrays(registry: Any, data: Data,
     loaded = load_version(registry, add(registry, model, features_schema), alias="champion")
     assert loaded.array_input and loaded.features is None
     records = [dict(zip(data.columns, r)) for r in data.rows[:10]]
-    for table in (Table(columns=data.columns, rows=data.rows[:10], maybe_bool=False),
+    for table in (Table(columns=data.columns, rows=data.rows[:10]),
                   Table(frame=pd.DataFrame(records))):
         # no "X has feature names" warning (warnings are errors here)
         got = loaded.predict(loaded.prepare(table), "predict")
