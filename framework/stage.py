@@ -261,6 +261,7 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
     """Run a stage from and to files; return timings of its phases in seconds."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    remove_leftovers(call, root)
     t0 = time.perf_counter()
     params = load_params(root, call.params)
     inputs = {name: io.read(root / path) for name, path in call.ins.items()}
@@ -269,6 +270,17 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
     t2 = time.perf_counter()
     write_outputs(call, outputs, root)
     return {"load": t1 - t0, "run": t2 - t1, "write": time.perf_counter() - t2}
+
+
+def remove_leftovers(call: StageCall, root: Path) -> None:
+    """Remove the temporary files a killed run of this stage left beside its outputs. ``dvc
+    repro`` holds the repository's lock, so no other writer of these outputs is running."""
+    for path in (*call.outs.values(), *call.plots.values(),
+                 *([call.metrics] if call.metrics else [])):
+        target = root / path
+        if target.parent.is_dir():
+            for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
 
 
 def write_outputs(call: StageCall, outputs: dict[str, Any], root: Path) -> None:

@@ -200,3 +200,64 @@ def test_apply_writes_the_winner_into_conf_and_dvc_repro_reproduces_it(dvc_proje
     run(root, "dvc", "repro")
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
     assert metrics == best["metrics"]
+
+
+def test_a_hostile_model_input_fails_every_trial_and_runs_nothing(project: Path) -> None:
+    """A trial's stage reads a model file from outside the pipeline: every trial refuses it by
+    name, in the sweep's own workers, and the file's code never runs."""
+    from tests.trustlib import runstring_model
+
+    marker = project / "MARKER"
+    runstring_model(project / "models/reference.skops", marker)
+    (project / "pipelines/reference.py").write_text(
+        "def baseline(reference, test, *, target, model):\n"
+        "    return {'score': {'accuracy': float(reference.score(test.drop(columns=[target]),"
+        " test[target]))}}\n")
+    pipeline = project / "conf/pipeline/tabular_classification.yaml"
+    pipeline.write_text(pipeline.read_text() + (
+        "  baseline:\n"
+        "    run: pipelines.reference.baseline\n"
+        "    params: [dataset.target, model]\n"
+        "    ins: {reference: {path: models/reference.skops}, test: split.test}\n"
+        "    outs: {score: {path: metrics/baseline.json}}\n"))
+    proc = run_cli(project, "-m", "model.C=0.1,1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    trials = show(project)["trials"]
+    assert [t["status"] for t in trials] == ["failed", "failed"]
+    assert all("refusing" in t["error"] and "runstring" in t["error"] for t in trials)
+    assert not marker.exists()
+
+
+def test_a_killed_sweeps_temporary_files_are_removed_and_one_run_at_a_time(
+        project: Path) -> None:
+    from framework.errors import UsageError
+    from framework.sweep.store import SweepStore
+
+    run_cli(project, "-m", "model.C=0.1,1", check=True)
+    sweep_id = show(project)["sweep"]["id"]
+    leftover = project / ".framework/sweeps" / sweep_id / "trial-001" / ".model.skops.x1y2.tmp"
+    leftover.write_bytes(b"half a model")  # what a SIGKILL in the middle of a save leaves
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from framework.sweep.store import SweepStore; "
+         f"SweepStore(Path({str(project)!r}), {sweep_id!r}).acquire(); print('held', flush=True);"
+         " time.sleep(60)"], cwd=project, env=cli_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert not leftover.exists()  # removed by the run that took the lock
+        leftover.write_bytes(b"half a model")
+        try:
+            SweepStore(project, sweep_id).acquire()
+        except UsageError as exc:
+            assert f"sweep {sweep_id} is running in another process" in str(exc)
+        else:
+            raise AssertionError("a second run of the sweep took its lock")
+        assert leftover.exists()  # nothing touched while the other run holds it
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    proc = run_cli(project, "-m", "model.C=0.1,1", check=True)  # resumes: both trials recorded
+    assert "2 recorded earlier" in proc.stdout
+    assert not leftover.exists()

@@ -209,6 +209,7 @@ class SweepSession:
         self.jobs = max(1, int(jobs or os.cpu_count() or 1))
         self.sweep_id = sweep_id(root, master)
         self.store = SweepStore(root, self.sweep_id)
+        self.store.acquire()
         self.previous = {r.key: r for r in self.store.results() if r.status == "ok"}
         self.results: list[TrialResult] = []
         self.reused = 0  # trials finished by an earlier run of the same sweep

@@ -5,6 +5,8 @@
   sweep and flushed to disk at once, so a sweep killed at any point keeps every finished trial
   (a torn last line is ignored) and the same command resumes it;
 - ``trial-NNN/``: the model and metrics of each trial;
+- ``lock``: held by the one process running the sweep (a second run of the same sweep is refused
+  while the first runs);
 - ``../LATEST``: the id of the latest sweep.
 """
 
@@ -20,6 +22,11 @@ from typing import Any
 
 from framework.errors import UsageError, did_you_mean
 from framework.io import write_text
+
+#: Temporary files of :func:`framework.io.atomic_path` (``.NAME.RANDOM.tmp``).
+TEMPORARY_GLOB = ".*.tmp"
+#: Sweep locks this process holds (by folder), kept open until it ends.
+_HELD: dict[str, int] = {}
 
 SWEEPS_DIR = Path(".framework") / "sweeps"
 
@@ -77,6 +84,29 @@ class SweepStore:
 
     def exists(self) -> bool:
         return self.meta_path.is_file()
+
+    def acquire(self) -> None:
+        """Hold the sweep's lock for the life of this process, then remove the temporary files
+        a killed run of it left (it was their only writer). A sweep already running in another
+        process is a UsageError."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if str(self.dir.resolve()) in _HELD:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no advisory locks: run without the guard
+            fcntl = None
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise UsageError(f"sweep {self.sweep_id} is running in another process; wait "
+                                 "for it to end (the same command then resumes it)") from None
+        _HELD[str(self.dir.resolve())] = fd  # released when the process ends
+        for leftover in self.dir.rglob(TEMPORARY_GLOB):
+            leftover.unlink(missing_ok=True)
 
     def start(self, meta: dict[str, Any]) -> None:
         """Record the sweep's description (kept from its first start) and mark it the latest."""
