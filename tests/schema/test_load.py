@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,9 +83,34 @@ def test_compile_schema_checks_too():
     ("2020-01-01T10:00:00.123+05:30", True), ("2020-01-01T10:00:00", False),
     ("2020-02-30T10:00:00Z", False), ("0000-01-01T00:00:00Z", False),
     ("2020-01-01T24:00:00Z", False), ("2020-01-01T10:00:60Z", False), ("2020-01-01", False),
+    ("1985-04-12T23:20:50Z\n", False), ("1985-04-12T23:20:50.52Z\n", False),
 ])
 def test_rfc3339_date_time(text, ok):
     assert is_rfc3339_datetime(text) is ok
+
+
+SUITE = json.loads((Path(__file__).parent / "data" / "format_suite.json").read_text())
+
+
+@pytest.mark.parametrize("fmt", ["date-time", "date"])
+def test_formats_follow_the_json_schema_test_suite(fmt):
+    """Every string case of the official suite, through the predicate and through the engine
+    (both must agree with the suite, whatever optional packages are installed)."""
+    import pandas as pd
+
+    from framework.schema import check_table
+    from framework.schema.formats import string_predicate
+
+    cases = SUITE[fmt]
+    predicate = string_predicate(fmt)
+    wrong = [(data, valid, why) for data, valid, why in cases if predicate(data) is not valid]
+    assert wrong == []
+    report = check_table(pd.DataFrame({"x": [data for data, _, _ in cases]}),
+                         {"type": "object", "properties": {"x": {"format": fmt}}})
+    failing = set(report.violations[0].rows) if report.violations else set()
+    counted = report.violations[0].count if report.violations else 0
+    assert counted == sum(not valid for _, valid, _ in cases)
+    assert failing <= {i for i, (_, valid, _) in enumerate(cases) if not valid}
 
 
 def test_importing_the_package_does_not_import_pandas():
