@@ -2,7 +2,7 @@
 
     python benchmarks/serve.py [--requests 300] [--concurrent-requests 2000] [--clients 8]
                                [--ready-runs 3] [--mlflow-python .venv-mlflow/bin/python]
-                               [--no-workers-2]
+                               [--no-workers-2] [--baseline REV]
 
 The same model (a breast-cancer StandardScaler + LogisticRegression, fitted with the same code and
 seed in each venv) is served on loopback by
@@ -13,14 +13,17 @@ seed in each venv) is served on loopback by
   logged with ``mlflow.sklearn.log_model`` (with an input example, so a signature is enforced too)
   into a temporary SQLite tracking store.
 
-Both run one worker (an optional extra row runs ours with ``--workers 2``). Measured in the same
-run, alternating between the two servers: time from process start to the first ``GET /ping`` 200
+Both run one worker (an optional extra row runs ours with ``--workers 2``). ``--baseline REV``
+adds a third contender: this project's server as it was at git revision ``REV`` (checked out in
+a temporary worktree, run with the same interpreter), so a change is measured against the code
+before it in the same run. Measured in the same run, alternating between the servers: time from process start to the first ``GET /ping`` 200
 (median of ``--ready-runs`` cold starts);
 ``GET /ping`` latency (the HTTP floor); p50/p99 latency of sequential ``POST /invocations`` with
 a 1-row and a 100-row ``dataframe_split`` (after a warm-up); throughput and p50 latency with
-``--clients`` concurrent keep-alive clients over ``--concurrent-requests`` 1-row requests. The
-clients use ``http.client`` (one connection per client thread) to keep the load generator light.
-Both servers must return the same predictions for the 100-row request.
+``--clients`` concurrent keep-alive clients over ``--concurrent-requests`` 1-row requests; and
+``GET /ping`` latency (p50 and max over 100 pings) while another client keeps 5,000-row requests
+in flight. The clients use ``http.client`` (one connection per client thread) to keep the load
+generator light. All servers must return the same predictions for the 100-row request.
 """
 
 from __future__ import annotations
@@ -165,6 +168,28 @@ def start_ours(workdir: Path, registry: str, *, workers: int = 1) -> Contender:
                             str(workers)], port, cwd=workdir, env=env)
 
 
+def start_baseline(workdir: Path, registry: str, tree: Path, rev: str) -> Contender:
+    """The server as it was at ``rev``: its package first on the path, same interpreter."""
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("FRAMEWORK_REGISTRY", None)
+    env["PYTHONPATH"] = f"{tree}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return Contender(f"before ({rev})", [sys.executable, "-m", "framework", "serve",
+                                         "bc@champion", "--registry", registry, "--port",
+                                         str(port)], port, cwd=workdir, env=env)
+
+
+def worktree(rev: str, dest: Path) -> Path:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(dest), rev],
+                   check=True, capture_output=True, text=True)
+    return dest
+
+
+def remove_worktree(dest: Path) -> None:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(dest)],
+                   check=False, capture_output=True)
+
+
 def start_mlflow(workdir: Path, mlflow_python: Path, run_id: str) -> Contender:
     port = free_port()
     env = dict(os.environ)
@@ -241,6 +266,28 @@ def concurrent(port: int, body: bytes, total: int, clients: int) -> tuple[float,
     return total / elapsed, latencies
 
 
+def ping_under_load(port: int, body: bytes, pings: int = 100) -> list[float]:
+    """``/ping`` latencies while one client keeps a large request in flight."""
+    stop = threading.Event()
+
+    def load() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while not stop.is_set():
+            status, data = request(conn, "POST", "/invocations", body)
+            assert status == 200, data[:300]
+        conn.close()
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    time.sleep(0.2)
+    try:
+        times = sequential(port, "GET", "/ping", None, pings, warmup=0)
+    finally:
+        stop.set()
+        loader.join(120)
+    return times
+
+
 def pct(times: list[float], q: float) -> float:
     ordered = sorted(times)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
@@ -261,6 +308,10 @@ def measure(c: Contender, args: argparse.Namespace, bodies: dict[str, bytes],
         rps, lat = concurrent(c.port, bodies["1"], args.concurrent_requests, args.clients)
         r["conc_rps"] = rps
         r["conc_p50_ms"] = 1e3 * pct(lat, 0.5)
+    elif phase == "ping_under_load":
+        times = ping_under_load(c.port, bodies["5000"])
+        r["busy_ping_p50_ms"] = 1e3 * pct(times, 0.5)
+        r["busy_ping_max_ms"] = 1e3 * max(times)
 
 
 ROWS: list[tuple[str, str, str, bool]] = [
@@ -273,24 +324,32 @@ ROWS: list[tuple[str, str, str, bool]] = [
     ("rows100_p99_ms", "100-row p99", "ms", False),
     ("conc_rps", "throughput, {clients} clients", "req/s", True),
     ("conc_p50_ms", "p50 latency, {clients} clients", "ms", False),
+    ("busy_ping_p50_ms", "GET /ping p50, 5,000-row requests in flight", "ms", False),
+    ("busy_ping_max_ms", "GET /ping max, 5,000-row requests in flight", "ms", False),
 ]
+PHASES = ("ping", "1", "100", "concurrent", "ping_under_load")
 
 
 def table(results: dict[str, dict[str, float]], clients: int) -> str:
     names = list(results)
-    header = ["metric", *names, "ours vs mlflow"]
+    before = next((n for n in names if n.startswith("before")), None)
+    header = ["metric", *names, "ours vs mlflow", *(["ours vs before"] if before else [])]
     lines = []
     for key, label, unit, higher in ROWS:
         cells = [f"{label.format(clients=clients)} ({unit})"]
         for name in names:
             v = results[name].get(key)
             cells.append("-" if v is None else (f"{v:.0f}" if unit == "req/s" else f"{v:.2f}"))
-        ours, theirs = results.get("ours", {}).get(key), results.get("mlflow", {}).get(key)
-        if ours and theirs:
-            ratio = ours / theirs if higher else theirs / ours
-            cells.append(f"{ratio:.1f}x {'more' if higher else 'faster'}")
-        else:
-            cells.append("")
+        for other, wording in (("mlflow", "x"), *(((before, "%"),) if before else ())):
+            ours, theirs = results.get("ours", {}).get(key), results.get(other, {}).get(key)
+            if not (ours and theirs):
+                cells.append("")
+            elif wording == "x":
+                ratio = ours / theirs if higher else theirs / ours
+                cells.append(f"{ratio:.1f}x {'more' if higher else 'faster'}")
+            else:  # the change against the code before it, as a signed share of before
+                change = (ours - theirs) / theirs * 100
+                cells.append(f"{change:+.0f}%")
         lines.append(cells)
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
 
@@ -310,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="cold starts per server for the median time to ready")
     p.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON)
     p.add_argument("--no-workers-2", action="store_true", help="skip the ours --workers 2 row")
+    p.add_argument("--baseline", metavar="REV", help="also serve the project as it was at this git "
+                                                     "revision, alternated with the others")
     p.add_argument("--worker", choices=["mlflow-log"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -329,11 +390,18 @@ def main(argv: list[str] | None = None) -> int:
         bodies = {n: json.dumps({"dataframe_split": {"columns": columns,
                                                      "data": rows[:int(n)]}}).encode()
                   for n in ("1", "100")}
+        big = (rows * (5000 // len(rows) + 1))[:5000]
+        bodies["5000"] = json.dumps({"dataframe_split": {"columns": columns,
+                                                         "data": big}}).encode()
 
         starters: dict[str, Callable[[], Contender]] = {
             "ours": lambda: start_ours(workdir, registry),
             "mlflow": lambda: start_mlflow(workdir, args.mlflow_python, info["run_id"]),
         }
+        tree = worktree(args.baseline, workdir / "baseline") if args.baseline else None
+        if tree is not None:
+            starters[f"before ({args.baseline})"] = lambda: start_baseline(
+                workdir, registry, tree, args.baseline)
         if not args.no_workers_2:
             starters["ours --workers 2"] = lambda: start_ours(workdir, registry, workers=2)
         ready: dict[str, list[float]] = {name: [] for name in starters}
@@ -347,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             contenders.append(starters["ours"]())
             contenders.append(starters["mlflow"]())
+            if tree is not None:
+                contenders.append(starters[f"before ({args.baseline})"]())
             # the same answers from both
             answers = []
             for c in contenders:
@@ -355,16 +425,16 @@ def main(argv: list[str] | None = None) -> int:
                 conn.close()
                 assert status == 200, data[:300]
                 answers.append(json.loads(data)["predictions"])
-            assert answers[0] == answers[1], "the two servers disagree"
+            assert all(a == answers[0] for a in answers), "the servers disagree"
 
             results: dict[str, dict[str, float]] = {}
-            for phase in ("ping", "1", "100", "concurrent"):
-                for c in contenders:  # alternate, so both see the same machine
+            for phase in PHASES:
+                for c in contenders:  # alternate, so all see the same machine
                     measure(c, args, bodies, results, phase)
             if not args.no_workers_2:
                 extra = starters["ours --workers 2"]()
                 contenders.append(extra)
-                for phase in ("ping", "1", "100", "concurrent"):
+                for phase in PHASES:
                     measure(extra, args, bodies, results, phase)
             for c in contenders:
                 ready[c.name].append(c.ready_s)
@@ -372,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for c in contenders:
                 c.stop()
+            if tree is not None:
+                remove_worktree(tree)
 
     import platform
 
