@@ -13,7 +13,9 @@ seed in each venv) is served on loopback by
   logged with ``mlflow.sklearn.log_model`` (with an input example, so a signature is enforced too)
   into a temporary SQLite tracking store.
 
-Both run one worker (an optional extra row runs ours with ``--workers 2``). ``--baseline REV``
+Both run one worker (an optional extra row runs ours with ``--workers 2``). Every measure runs
+in rounds, the servers in turn, and pools the rounds (the machine's speed drifts by a third from
+one minute to the next). ``--baseline REV``
 adds a third contender: this project's server as it was at git revision ``REV`` (checked out in
 a temporary worktree, run with the same interpreter), so a change is measured against the code
 before it in the same run. Measured in the same run, alternating between the servers: time from process start to the first ``GET /ping`` 200
@@ -295,23 +297,45 @@ def pct(times: list[float], q: float) -> float:
 
 # -- the run --------------------------------------------------------------------------------------
 
-def measure(c: Contender, args: argparse.Namespace, bodies: dict[str, bytes],
+#: Each measure runs in this many rounds, the contenders in turn (their order rotating), so a
+#: busy moment of the machine hits each alike; its figures pool the rounds.
+ROUNDS = 6
+
+
+def measure(contenders: list[Contender], args: argparse.Namespace, bodies: dict[str, bytes],
             results: dict[str, dict[str, float]], phase: str) -> None:
-    r = results.setdefault(c.name, {"ready_s": c.ready_s})
-    if phase == "ping":
-        r["ping_p50_ms"] = 1e3 * pct(sequential(c.port, "GET", "/ping", None, args.requests), .5)
-    elif phase in ("1", "100"):
-        t = sequential(c.port, "POST", "/invocations", bodies[phase], args.requests)
-        r[f"rows{phase}_p50_ms"] = 1e3 * pct(t, 0.5)
-        r[f"rows{phase}_p99_ms"] = 1e3 * pct(t, 0.99)
-    elif phase == "concurrent":
-        rps, lat = concurrent(c.port, bodies["1"], args.concurrent_requests, args.clients)
-        r["conc_rps"] = rps
-        r["conc_p50_ms"] = 1e3 * pct(lat, 0.5)
-    elif phase == "ping_under_load":
-        times = ping_under_load(c.port, bodies["5000"])
-        r["busy_ping_p50_ms"] = 1e3 * pct(times, 0.5)
-        r["busy_ping_max_ms"] = 1e3 * max(times)
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for r in range(ROUNDS):
+        k = r % len(contenders)
+        for c in contenders[k:] + contenders[:k]:
+            if phase == "ping":
+                times[c.name] += sequential(c.port, "GET", "/ping", None,
+                                            args.requests // ROUNDS, warmup=5)
+            elif phase in ("1", "100"):
+                times[c.name] += sequential(c.port, "POST", "/invocations", bodies[phase],
+                                            args.requests // ROUNDS, warmup=5)
+            elif phase == "concurrent":
+                rps, lat = concurrent(c.port, bodies["1"], args.concurrent_requests // ROUNDS,
+                                      args.clients)
+                rates[c.name].append(rps)
+                times[c.name] += lat
+            elif phase == "ping_under_load":
+                times[c.name] += ping_under_load(c.port, bodies["5000"], 100 // ROUNDS + 1)
+    for c in contenders:
+        r = results.setdefault(c.name, {"ready_s": c.ready_s})
+        t = times[c.name]
+        if phase == "ping":
+            r["ping_p50_ms"] = 1e3 * pct(t, 0.5)
+        elif phase in ("1", "100"):
+            r[f"rows{phase}_p50_ms"] = 1e3 * pct(t, 0.5)
+            r[f"rows{phase}_p99_ms"] = 1e3 * pct(t, 0.99)
+        elif phase == "concurrent":
+            r["conc_rps"] = statistics.median(rates[c.name])
+            r["conc_p50_ms"] = 1e3 * pct(t, 0.5)
+        elif phase == "ping_under_load":
+            r["busy_ping_p50_ms"] = 1e3 * pct(t, 0.5)
+            r["busy_ping_max_ms"] = 1e3 * max(t)
 
 
 ROWS: list[tuple[str, str, str, bool]] = [
@@ -429,13 +453,12 @@ def main(argv: list[str] | None = None) -> int:
 
             results: dict[str, dict[str, float]] = {}
             for phase in PHASES:
-                for c in contenders:  # alternate, so all see the same machine
-                    measure(c, args, bodies, results, phase)
+                measure(contenders, args, bodies, results, phase)
             if not args.no_workers_2:
                 extra = starters["ours --workers 2"]()
                 contenders.append(extra)
                 for phase in PHASES:
-                    measure(extra, args, bodies, results, phase)
+                    measure([extra], args, bodies, results, phase)
             for c in contenders:
                 ready[c.name].append(c.ready_s)
                 results[c.name]["ready_s"] = statistics.median(ready[c.name])
@@ -448,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     import platform
 
     print(f"serving benchmark: time to ready = median of {args.ready_runs} cold starts; "
-          f"{args.requests} sequential requests per latency row (after 30 warm-up); "
+          f"{args.requests} sequential requests per latency row, in {ROUNDS} rounds alternating "
+          "the servers (5 warm-up each); "
           f"{args.concurrent_requests} requests over {args.clients} concurrent clients; loopback, "
           f"1 worker each; MLflow {info['mlflow']}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs")

@@ -150,11 +150,12 @@ class Decoder:
         noun = f"{expected} or null" if name in self.nullable else expected
         for i, value in enumerate(values):
             if type(value) not in allowed:
+                quoted = isinstance(value, str) and expected == "a number" and _numeric(value)
                 raise RequestError(400, INVALID_PARAMETER_VALUE,
                                    f"{where}: column {short(name, 60)!r}, row {i}: expected "
                                    f"{noun}, received {json_type(value)} "
-                                   f"{short(repr(value), 40)} (the schema's type; numbers in "
-                                   "quotes are not numbers)")
+                                   f"{short(repr(value), 40)}"
+                                   + (" (send numbers unquoted)" if quoted else ""))
 
     # -- CSV -------------------------------------------------------------------------------------
 
@@ -247,6 +248,14 @@ def too_many_cells(rows: int, columns: int, limit: int) -> RequestError:
                         f"the request has {rows} rows x {columns} columns = {rows * columns} "
                         f"cells, over the limit of {limit} (--max-cells); send smaller batches "
                         "(or score a file with `python -m framework predict`)")
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _floats(values: list[Any]) -> Any:
