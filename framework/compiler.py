@@ -100,17 +100,23 @@ RECEIPT = "metrics/register.json"
 
 
 def register_entry(reg: Registration, has_gates: bool) -> dict[str, Any]:
-    """The registry step: gates, a new version with lineage, promotion. Runs in ``dvc repro``.
+    """The registry step: gates, a version with lineage, promotion. Runs in ``dvc repro``.
 
-    Its receipt is kept in git (``cache: false``): DVC's run-cache never skips a registration by
-    restoring an old receipt.
+    Its receipt depends on its inputs alone (:mod:`framework.registry.step`), so the same model
+    and metrics give the same ``dvc.lock`` on every machine. It is not cached (``cache: false``):
+    DVC's run-cache never skips a registration by restoring an old receipt. It depends on the
+    test tables its evaluating stage scored, with which a champion evaluated on other data is
+    scored again.
     """
     args = ["python", "-m", "framework", "register", "--model", reg.model.path,
             "--metrics", reg.metrics.path, "--input-schema", reg.input_schema,
             "--receipt", RECEIPT]
+    if reg.evaluator:
+        args += ["--evaluate-stage", reg.evaluator]
     return {"cmd": " ".join(shlex.quote(a) for a in args),
             "desc": f"Gate, record and maybe promote {reg.model_name}",
-            "deps": [reg.model.path, reg.metrics.path, reg.input_schema],
+            "deps": _unique([reg.model.path, reg.metrics.path, reg.input_schema,
+                             *reg.test_tables]),
             "params": ["registry", *(["gates"] if has_gates else [])],
             "outs": [{RECEIPT: {"cache": False}}]}
 

@@ -68,30 +68,51 @@ def write_text(path: str | Path, text: str, *, parents: bool = True) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def read(path: str | Path, *, trusted: Iterable[str] | None = None) -> Any:
-    """Read an artifact according to its suffix (``trusted``: see :func:`load_model`)."""
+def read(path: str | Path, *, trusted: Iterable[str] | None = None,
+         numbers: Iterable[str] = ()) -> Any:
+    """Read an artifact according to its suffix (``trusted``: see :func:`load_model`;
+    ``numbers``: see :func:`read_table`)."""
     path = Path(path)
     kind = kind_of(path)
     if not path.exists():
         raise ArtifactError(f"'{path}' does not exist")
     if kind == "table":
-        return read_table(path)
+        return read_table(path, numbers=numbers)
     if kind == "model":
         return load_model(path, trusted)
     with open(path) as fh:
         return json.load(fh)
 
 
-def read_table(path: Path) -> Any:
+def read_table(path: Path, *, numbers: Iterable[str] = ()) -> Any:
+    """A table from its file. In a CSV or TSV file, the columns named in ``numbers`` are read as
+    numbers even when a few cells are not: those cells stay the text they are, so a schema check
+    names their rows alone (pandas would read the whole column as text)."""
     import pandas as pd
 
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"'{path}': cannot read the table: {exc}") from None
+    for name in numbers:
+        if name in frame.columns and not pd.api.types.is_numeric_dtype(frame[name].dtype):
+            frame[name] = _numbers_or_text(frame[name])
+    return frame
+
+
+def _numbers_or_text(column: Any) -> Any:
+    import pandas as pd
+
+    parsed = pd.to_numeric(column, errors="coerce")
+    bad = parsed.isna() & column.notna()
+    if not bad.any():
+        return parsed
+    mixed = parsed.astype(object)
+    mixed[bad] = column[bad]
+    return mixed
 
 
 def dumps_json(data: Any) -> str:
@@ -122,6 +143,31 @@ def write(path: str | Path, obj: Any) -> None:
             save_model(obj, tmp)
         else:
             tmp.write_text(dumps_json(obj))
+
+
+def as_stored(path: str | Path, obj: Any) -> Any:
+    """``obj`` as a stage would read it back from ``path``: a table goes through its file
+    format in memory (a DataFrame read from Parquet has its own dtypes and memory layout, and a
+    model fitted on it can differ in the last bits from one fitted on the DataFrame that was
+    written). Anything else is returned as it is."""
+    import io as _io
+
+    if kind_of(path) != "table":
+        return obj
+    import pandas as pd
+
+    if not isinstance(obj, pd.DataFrame):
+        return obj
+    suffix = Path(path).suffix.lower()
+    buffer = _io.BytesIO()
+    if suffix == ".parquet":
+        obj.to_parquet(buffer, index=False)
+        buffer.seek(0)
+        return pd.read_parquet(buffer)
+    sep = "\t" if suffix == ".tsv" else ","
+    obj.to_csv(buffer, index=False, sep=sep)
+    buffer.seek(0)
+    return pd.read_csv(buffer, sep=sep)
 
 
 def _write_table(obj: Any, tmp: Path, path: Path) -> None:
@@ -177,9 +223,62 @@ def _no_estimators(*args: Any, **kwargs: Any) -> list[tuple[str, type]]:
 
 
 def save_model(model: Any, path: str | Path) -> None:
+    """Save ``model`` with skops, in canonical bytes (:func:`canonical_skops`)."""
+    import io as _io
+
     import skops.io
 
-    skops.io.dump(model, str(path))
+    buffer = _io.BytesIO()
+    skops.io.dump(model, buffer)
+    Path(path).write_bytes(canonical_skops(buffer.getvalue()))
+
+
+#: The timestamp of every member of a canonical skops file (the zip format's earliest).
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_skops(data: bytes) -> bytes:
+    """The same skops file, in bytes that depend on the model alone.
+
+    skops names each node (``__id__``) and each array member by ``id()`` of the object or a
+    random uuid, and stamps every zip member with the current time, so saving the same model
+    twice gives different bytes: DVC sees a new output, its run-cache never hits, and the
+    registry a new artifact. Here ids are renumbered in the order the schema first names them,
+    members are renamed the same way (their suffix kept), written in that order, uncompressed,
+    with one fixed timestamp and mode. The file loads exactly as before.
+    """
+    import zipfile
+    from io import BytesIO
+
+    with zipfile.ZipFile(BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        members = {name: archive.read(name) for name in archive.namelist() if name != "schema.json"}
+    ids: dict[Any, int] = {}
+    files: dict[str, str] = {}
+    stack: list[Any] = [schema]
+    while stack:  # pre-order, in document order: the first mention of an id or file numbers it
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "__id__" in node:
+            node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+        name = node.get("file")
+        if isinstance(name, str) and name in members:
+            node["file"] = files.setdefault(name, f"{len(files) + 1}{Path(name).suffix}")
+        stack.extend(reversed(list(node.values())))
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        entries = [("schema.json", json.dumps(schema, indent=2).encode())]
+        entries += [(new, members[old]) for old, new in files.items()]
+        for name, content in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            archive.writestr(info, content)
+    return out.getvalue()
 
 
 def model_types(path: str | Path, trusted: Iterable[str] | None = None) -> list[str]:

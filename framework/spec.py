@@ -9,7 +9,8 @@ runs, without importing scikit-learn or pandas (estimator constraints come from 
 - that each stage function can be imported (found on disk and defined, read with ``ast``);
 - that each input names an output of another stage, and that stages form no cycle;
 - that schema files exist and parse as JSON;
-- that params named by a stage exist;
+- that params named by a stage exist, and fit the types its function declares for them
+  (a ``TypedDict`` or a dataclass: unknown key, missing key, wrong type; :mod:`framework.shapes`);
 - that values respect ``ranges:`` and the estimator's own ``_parameter_constraints``.
 """
 
@@ -99,6 +100,8 @@ class Registration:
     primary_metric: str | None
     direction: str
     gates: tuple[Any, ...] = ()
+    evaluator: str | None = None  # the stage whose metrics these are
+    test_tables: tuple[str, ...] = ()  # the tables that stage scores the model on
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
               for name, raw in raw_stages.items()]
     stages = _link(stages, pipeline_file)
     _check_schemas(stages, source.root, pipeline_file)
+    check_param_shapes(stages, params, source)
     check_ranges(params, ranges, source)
     check_estimators(params, source)
     check_trusted_types(params, source)
@@ -244,11 +248,14 @@ def _registration(params: Mapping[str, Any], stages: list[Stage],
                           "the registry records it as the model's input schema, and serving "
                           "checks requests against it", file=source.file_of("pipeline"),
                           key=f"pipeline.stages.{producer.name}.ins")
+    evaluator = evaluators[0]
+    test_tables = tuple(i.path for i in evaluator.ins
+                        if not (i.stage == producer.name and i.output == model.name))
     return Registration(
         model=Input(name=model.name, path=model.path, stage=producer.name, output=model.name),
         metrics=metrics, input_schema=tables[0].schema,
         model_name=cfg["model_name"], primary_metric=primary, direction=cfg["direction"],
-        gates=tuple(gates))
+        gates=tuple(gates), evaluator=evaluator.name, test_tables=test_tables)
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,8 +578,9 @@ def lookup(params: Mapping[str, Any], key: str) -> Any:
 def check_ranges(params: Mapping[str, Any], ranges: Mapping[str, Any], source: ConfigSource) -> None:
     """Refuse values outside the bounds or choices declared under ``ranges:``.
 
-    A range whose key is absent from the config (``model.C`` while the model is a random forest)
-    does not apply.
+    A range whose block is absent, or whose key is an argument of another option of the block's
+    config group (``model.C`` while the model is a random forest), does not apply. A key that no
+    option has (``split.test_siz``, ``model.c``) is a mistake.
     """
     for key, bounds in ranges.items():
         rkey = f"ranges.{key}"
@@ -581,9 +589,59 @@ def check_ranges(params: Mapping[str, Any], ranges: Mapping[str, Any], source: C
             raise ConfigError("expected a mapping with min/max/log or choices", file=rfile, key=rkey)
         _known_keys(bounds, RANGE_KEYS, rfile, rkey)
         value = lookup(params, key)
-        if value is _MISSING or value is None:  # absent, or explicitly unset (e.g. max_depth: null)
+        if value is _MISSING:
+            _check_range_key(key, params, source, rfile, rkey)
+            continue
+        if value is None:  # explicitly unset (e.g. max_depth: null)
             continue
         _check_one_range(key, value, bounds, source.where(key), rkey)
+
+
+def _check_range_key(key: str, params: Mapping[str, Any], source: ConfigSource, rfile: str,
+                     rkey: str) -> None:
+    """A range on a key the config lacks: fine when its block is absent or another option of the
+    block's group has it, else a ConfigError with a did-you-mean."""
+    prefix, _, leaf = key.rpartition(".")
+    parent = lookup(params, prefix) if prefix else params
+    if parent is _MISSING or not isinstance(parent, Mapping):
+        return
+    known = [str(k) for k in parent if not str(k).startswith("_")]
+    if "_target_" in parent:
+        arguments = set(known) | _group_arguments(prefix, parent, source)
+        if leaf in arguments:
+            return
+        raise ConfigError(f"no option of '{prefix}' has an argument {leaf!r}, so this range "
+                          "never applies", file=rfile, key=rkey,
+                          hint=did_you_mean(leaf, arguments))
+    raise ConfigError(f"'{prefix or '(root)'}' has no key {leaf!r}, so this range never "
+                      f"applies (its keys: {', '.join(known) or 'none'})", file=rfile, key=rkey,
+                      hint=did_you_mean(leaf, known))
+
+
+def _group_arguments(prefix: str, block: Mapping[str, Any], source: ConfigSource) -> set[str]:
+    """The arguments of the class ``block`` builds and of every other option of its config
+    group (``conf/<prefix>/*.yaml``)."""
+    import yaml
+
+    targets = {block["_target_"]}
+    folder = source.conf_dir / prefix
+    if "." not in prefix and folder.is_dir():
+        for option in sorted(folder.glob("*.yaml")):
+            try:
+                data = yaml.safe_load(option.read_text())
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(data, Mapping) and isinstance(data.get("_target_"), str):
+                targets.add(data["_target_"])
+    cache = ConstraintCache(source.root / ".framework" / "cache")
+    found: set[str] = set()
+    try:
+        for target in sorted(t for t in targets if isinstance(t, str)):
+            info = cache.get(target)
+            found |= set(info.get("params") or ())
+    finally:
+        cache.save()
+    return found
 
 
 def _check_one_range(key: str, value: Any, bounds: Mapping[str, Any], where: str, rkey: str) -> None:
@@ -606,6 +664,37 @@ def _check_one_range(key: str, value: Any, bounds: Mapping[str, Any], where: str
         raise ConfigError(f"{key} = {value!r} is below its range minimum {lo} ({rkey})", file=where)
     if hi is not None and value > hi:
         raise ConfigError(f"{key} = {value!r} is above its range maximum {hi} ({rkey})", file=where)
+
+
+_MODULES: dict[tuple[str, int, int], Any] = {}
+
+
+def check_param_shapes(stages: Iterable[Stage], params: Mapping[str, Any],
+                       source: ConfigSource) -> None:
+    """Each stage's params against the types its function declares for them (read from its
+    source, never imported)."""
+    from framework.shapes import Module, check
+
+    for stage in stages:
+        if not stage.source:
+            continue
+        path = source.root / stage.source
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _MODULES:
+            _MODULES[key] = Module.parse(path)
+        shapes = _MODULES[key].parameters(stage.run.rpartition(".")[2])
+        for param in stage.params:
+            argument = param.rsplit(".", 1)[-1]
+            shape = shapes.get(argument)
+            if shape is None:
+                continue
+            found = check(lookup(params, param), shape, param)
+            if found is not None:
+                raise ConfigError(f"{found.message} (the '{argument}' argument of {stage.run})",
+                                  file=source.where(found.key), key=found.key,
+                                  hint=did_you_mean(found.wrong, found.candidates)
+                                  if found.wrong is not None else None)
 
 
 def check_trusted_types(params: Mapping[str, Any], source: ConfigSource) -> None:

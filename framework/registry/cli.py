@@ -1,4 +1,4 @@
-"""``python -m framework registry ...``: list, show, compare, history, promote.
+"""``python -m framework registry ...``: list, show, compare, history, promote, archive, gc.
 
 Every command takes ``--json`` (machine-readable output on stdout) and ``--registry PATH``
 (default: ``$FRAMEWORK_REGISTRY``, else ``registry.path`` in ``params.yaml``, else
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Inspect and manage registered models.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    sub.add_parser("list", parents=[common], help="models, versions, key metrics, aliases")
+    ls = sub.add_parser("list", parents=[common], help="models, versions, key metrics, aliases")
+    ls.add_argument("--all", action="store_true", help="also the archived versions")
     s = sub.add_parser("show", parents=[common], help="one version with all its lineage")
     s.add_argument("ref", metavar="NAME[@ALIAS|/VERSION]",
                    help="a model (its latest version), NAME@ALIAS or NAME/VERSION")
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("version", metavar="VERSION", type=_version)
     pr.add_argument("--alias", required=True, help=f"the alias to move (e.g. {CHAMPION})")
     pr.add_argument("--reason", default="", help="why (kept in the history)")
+    ar = sub.add_parser("archive", parents=[common],
+                        help="hide versions from list; gc then removes their artifacts")
+    ar.add_argument("name", metavar="NAME")
+    ar.add_argument("versions", metavar="VERSION", type=_version, nargs="+")
+    ar.add_argument("--restore", action="store_true", help="bring archived versions back")
+    gc = sub.add_parser("gc", parents=[common],
+                        help="remove the artifacts of archived versions (never an aliased one)")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     return p
 
 
@@ -147,13 +156,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     with open_registry(root, create=False) as reg:
         models = [(name, reg.versions(name), reg.aliases(name)) for name in reg.model_names()]
+    hidden = {name: sum(1 for mv in versions if mv.archived_at) for name, versions, _ in models}
+    if not args.all:
+        models = [(name, [mv for mv in versions if not mv.archived_at], aliases)
+                  for name, versions, aliases in models]
     if args.json:
         _print_json({"registry": str(root), "models": [
             {"name": name, "aliases": aliases,
              "versions": [{"version": mv.version, "aliases": list(mv.aliases),
-                           "status": mv.status, "metrics": mv.metrics,
+                           "status": mv.status, "state": mv.state, "metrics": mv.metrics,
                            "created_at": mv.created_at, "sha256": mv.sha256,
-                           "sweep_id": mv.sweep_id, "tags": mv.tags} for mv in versions]}
+                           "sweep_id": mv.sweep_id, "tags": mv.tags,
+                           "archived_at": mv.archived_at} for mv in versions]}
             for name, versions, aliases in models]})
         return 0
     if not models:
@@ -163,9 +177,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, versions, aliases in models:
         metrics = _key_metrics(versions)
         champ = aliases.get(CHAMPION)
-        title = f"{name}  ({len(versions)} versions, champion: " + \
+        more = f", {hidden[name]} archived (--all)" if hidden[name] and not args.all else ""
+        title = f"{name}  ({len(versions)} versions{more}, champion: " + \
             (f"v{champ})" if champ else "none)")
-        rows = [[mv.version, ",".join(mv.aliases), mv.status,
+        rows = [[mv.version, ",".join(mv.aliases), mv.state,
                  *(_fmt(mv.metrics.get(m)) for m in metrics), _time(mv.created_at),
                  mv.sha256[:12]] for mv in versions]
         console.print(_table(title, ["version", "aliases", "status", *metrics, "created (UTC)",
@@ -181,7 +196,7 @@ def _show_text(mv: ModelVersion) -> None:
     head = [
         ("model", f"{mv.name} v{mv.version}   {mv.uri}"),
         ("aliases", ", ".join(mv.aliases) or "-"),
-        ("status", mv.status),
+        ("state", mv.state + (f" (registered as {mv.status})" if mv.state != mv.status else "")),
         ("reasons", "; ".join(mv.reasons) or "-"),
         ("created", mv.created_at),
         ("artifact", f"{mv.artifact_path}  ({mv.size} bytes)"),
@@ -311,8 +326,43 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    with open_registry(args.registry, create=False) as reg:
+        reg.archive(args.name, args.versions, restore=args.restore)
+    shown = ", ".join(f"v{v}" for v in args.versions)
+    if args.json:
+        _print_json({"model": args.name, "versions": args.versions,
+                     "archived": not args.restore})
+    else:
+        print(f"{args.name} {shown}: {'restored' if args.restore else 'archived'}"
+              + ("" if args.restore else " (python -m framework registry gc removes their "
+                                         "artifacts)"))
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    with open_registry(args.registry, create=False) as reg:
+        removed = reg.gc(dry_run=args.dry_run)
+    freed = sum(size for _, size in removed)
+    if args.json:
+        _print_json({"dry_run": args.dry_run, "freed_bytes": freed, "versions": [
+            {"model": mv.name, "version": mv.version, "sha256": mv.sha256, "freed_bytes": size}
+            for mv, size in removed]})
+        return 0
+    if not removed:
+        print("nothing to remove: no archived version holds an artifact")
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    for mv, size in removed:
+        note = f"{size} bytes" if size else "artifact shared with a kept version: kept"
+        print(f"  {mv.name} v{mv.version}  {note}")
+    print(f"{verb} {len(removed)} archived version(s), {freed} bytes freed")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "show": cmd_show, "compare": cmd_compare,
-            "history": cmd_history, "promote": cmd_promote}
+            "history": cmd_history, "promote": cmd_promote, "archive": cmd_archive,
+            "gc": cmd_gc}
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,7 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -133,8 +133,31 @@ def registry_path(registry: str | os.PathLike[str] | None = None, *,
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """The champion a registration was judged against, and on which test set.
+
+    When the champion's test data differs from the challenger's (their hashes in the lineage),
+    the champion's model is scored again on the challenger's test set, so both are compared on
+    the same rows; ``metrics`` are then those fresh scores and ``registered`` the champion's
+    own."""
+
+    version: int
+    metrics: dict[str, Any]
+    registered: dict[str, Any]
+    rescored: bool
+    test_set: str | None = None  # "path (sha256 …)" of the data both were compared on
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "metrics": self.metrics, "registered": self.registered,
+                "rescored": self.rescored, "test_set": self.test_set}
+
+
+@dataclass(frozen=True)
 class Registration:
-    """What :meth:`Registry.register` did: the new version and the promotion decision."""
+    """What :meth:`Registry.register` did: the version and the promotion decision.
+
+    ``unchanged``: the same model bytes, metrics and params were registered before; that version
+    is returned and nothing new is recorded."""
 
     version: ModelVersion
     promoted: bool
@@ -144,23 +167,26 @@ class Registration:
     reasons: list[str]
     verdicts: list[Verdict]
     attempts: int = 1
+    comparison: Comparison | None = None
+    unchanged: bool = False
 
     @property
     def status(self) -> str:
         return self.version.status
 
     def receipt(self, *, registry: str | None = None) -> dict[str, Any]:
-        """The register step's receipt (keys documented in :mod:`framework.registry.step`)."""
+        """The full decision (keys documented in :mod:`framework.registry.step`)."""
         mv = self.version
         primary = None
         if mv.primary_metric:
             primary = {"name": mv.primary_metric, "direction": mv.direction,
                        "value": mv.metrics.get(mv.primary_metric)}
         return {
-            "receipt_version": 1,
+            "receipt_version": 2,
             "model": mv.name,
             "version": mv.version,
             "uri": mv.uri,
+            "unchanged": self.unchanged,
             "promoted": self.promoted,
             "alias": self.alias if self.promoted else None,
             "status": mv.status,
@@ -168,6 +194,7 @@ class Registration:
             "previous_champion": self.previous_champion,
             "reasons": list(self.reasons),
             "gates": [v.to_dict() for v in self.verdicts],
+            "compared_with": None if self.comparison is None else self.comparison.to_dict(),
             "primary_metric": primary,
             "sha256": mv.sha256,
             "registry": registry,
@@ -177,15 +204,18 @@ class Registration:
 
 def decide(verdicts: Sequence[Verdict], metrics: Mapping[str, Any],
            champion: ModelVersion | None, primary_metric: str | None,
-           direction: str) -> tuple[bool, str, list[str]]:
+           direction: str, champion_metrics: Mapping[str, Any] | None = None
+           ) -> tuple[bool, str, list[str]]:
     """Promotion rule: every gate passes AND strictly better than the champion on the primary
-    metric (direction-aware). Returns ``(promote, status, reasons)``."""
+    metric (direction-aware), the champion's metrics being ``champion_metrics`` when given (its
+    scores on the challenger's test set). Returns ``(promote, status, reasons)``."""
     failed = [v for v in verdicts if not v.passed]
     if failed:
         return False, "rejected", [f"gate failed: {v.message}" for v in failed]
     passed = f"all {len(verdicts)} gates passed" if verdicts else "no gates configured"
     if champion is None:
-        return True, "promoted", [passed, "no champion yet"]
+        return True, "promoted", [passed, "the first version to pass its gates becomes the "
+                                          "first champion"]
     if not primary_metric:
         return True, "promoted", [passed, "no primary metric: the latest version that passes "
                                   "its gates becomes champion"]
@@ -193,16 +223,22 @@ def decide(verdicts: Sequence[Verdict], metrics: Mapping[str, Any],
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
         return False, "challenger", [passed, f"the metrics have no number for the primary metric "
                                      f"{primary_metric!r}"]
-    champ = champion.metrics.get(primary_metric)
+    theirs = champion.metrics if champion_metrics is None else champion_metrics
+    champ = theirs.get(primary_metric)
     if not isinstance(champ, (int, float)) or isinstance(champ, bool) or math.isnan(champ):
         return True, "promoted", [passed, f"champion v{champion.version} has no "
                                   f"{primary_metric} to beat"]
+    where = " on the same test set" if champion_metrics is not None else ""
     if is_better(float(value), float(champ), direction):
         return True, "promoted", [passed, f"{primary_metric} {value:.6g} beats champion "
-                                  f"v{champion.version} ({champ:.6g}, {direction})"]
+                                  f"v{champion.version} ({champ:.6g}{where}, {direction})"]
     return False, "challenger", [passed, f"{primary_metric} {value:.6g} does not beat champion "
-                                 f"v{champion.version} ({champ:.6g}, {direction}; strictly "
-                                 "better needed)"]
+                                 f"v{champion.version} ({champ:.6g}{where}, {direction}; "
+                                 "strictly better needed)"]
+
+
+#: Scores a model (a champion) on the challenger's test set: its metrics.
+Rescorer = Callable[[Any], Mapping[str, Any]]
 
 
 class Registry:
@@ -281,6 +317,9 @@ class Registry:
 
     def artifact(self, mv: ModelVersion) -> Path:
         """The version's artifact file, after checking its sha256."""
+        if mv.removed_at:
+            raise NotRegistered(f"{mv.name} v{mv.version} was archived and its artifact removed "
+                                f"by `registry gc` ({mv.removed_at[:19]} UTC)")
         return artifacts.verify_file(mv.artifact_path, mv.sha256,
                                      what=f"{mv.name} version {mv.version}")
 
@@ -296,7 +335,8 @@ class Registry:
 
     def _champion(self, name: str, alias: str) -> ModelVersion | None:
         version = self.store.alias_version(name, alias)
-        return None if version is None else self.store.get_version(name, version)
+        mv = None if version is None else self.store.get_version(name, version)
+        return None if mv is None else self._absolute(mv)
 
     def register(self, name: str, model: str | os.PathLike[str] | Any, *,
                  metrics: Mapping[str, Any], params: Mapping[str, Any] | None = None,
@@ -304,13 +344,20 @@ class Registry:
                  gates: Sequence[Gate] = (), primary_metric: str | None = None,
                  direction: str = "maximize", lineage: Mapping[str, Any] | None = None,
                  tags: Mapping[str, str] | None = None, sweep_id: str | None = None,
-                 alias: str = CHAMPION, actor: str = STEP_ACTOR,
-                 check_types: bool = True) -> Registration:
-        """Record a new version of ``name`` and promote it to ``alias`` if it earns it.
+                 alias: str = CHAMPION, actor: str = STEP_ACTOR, check_types: bool = True,
+                 promote: bool = True, rescore: Rescorer | None = None) -> Registration:
+        """Record a version of ``name`` and promote it to ``alias`` if it earns it.
 
-        ``model`` is a skops file or a fitted estimator (saved with skops). Every call records a
-        version, whatever the gates say. The version becomes ``alias`` (champion) only when every
-        gate passes and it is strictly better than the current champion on ``primary_metric``.
+        ``model`` is a skops file or a fitted estimator (saved with skops, in canonical bytes).
+        The version becomes ``alias`` (champion) only when every gate passes and it is strictly
+        better than the current champion on ``primary_metric``. With ``promote=False`` (a sweep's
+        trial) it is recorded as a ``candidate``: judged, never promoted, no alias touched.
+
+        The same bytes, metrics, params and input schema registered before are that version
+        again (``unchanged``): nothing is recorded, except that a candidate registered now with
+        ``promote`` gets its decision. ``rescore`` scores a model on this run's test set: when the
+        lineage shows the champion was evaluated on other data (``lineage['evaluation']``), the
+        champion is compared on this run's test set, not on the metrics it was registered with.
         """
         check_name(name)
         check_alias(alias)
@@ -340,46 +387,139 @@ class Registry:
                 Path(tmp).unlink(missing_ok=True)
         crash_point("after-artifact")
 
+        metrics = dict(metrics)
+        params = dict(params or {})
+        schema = None if input_schema is None else dict(input_schema)
         full_lineage = dict(lineage or {})
         full_lineage["tags"] = dict(tags or {})
         full_lineage["sweep_id"] = sweep_id
         full_lineage["registered_by"] = actor
-        metrics = dict(metrics)
+        same = [v for v in self.store.find_versions(name, sha)
+                if v.metrics == metrics and v.params == params and v.input_schema == schema]
+        comparisons: dict[int, Comparison] = {}
         for attempt in range(1, _CAS_ATTEMPTS + 1):
             champion = self._champion(name, alias)
             expected = champion.version if champion else None
+            comparison = None
+            if champion is not None:
+                if champion.version not in comparisons:
+                    comparisons[champion.version] = self._comparison(champion, full_lineage,
+                                                                     rescore)
+                comparison = comparisons[champion.version]
             verdicts = evaluate(list(gates), metrics,
-                                champion_metrics=champion.metrics if champion else None,
+                                champion_metrics=comparison.metrics if comparison else None,
                                 champion_version=expected, primary_metric=primary_metric,
                                 primary_direction=direction)
-            promote, status, reasons = decide(verdicts, metrics, champion, primary_metric,
-                                              direction)
-            row = ModelVersion(
-                name=name, version=0, aliases=(),
-                artifact_path=artifacts.ArtifactStore.relpath(sha),
-                sha256=sha, metrics=metrics, params=dict(params or {}),
-                input_schema=None if input_schema is None else dict(input_schema), target=target,
-                lineage=full_lineage, created_at=utc_now(), status=status,
-                gates=[v.to_dict() for v in verdicts], reasons=reasons,
-                primary_metric=primary_metric, direction=direction, size=size)
+            rescored = comparison.metrics if comparison and comparison.rescored else None
+            wins, status, reasons = decide(verdicts, metrics, champion, primary_metric,
+                                           direction, rescored)
+            if comparison is not None and comparison.rescored:
+                reasons.append(f"champion v{comparison.version} scored on this run's test set "
+                               f"{comparison.test_set}, not the one it was registered with")
+            move = wins and promote
+            if not promote:
+                status = "candidate"
             try:
+                if same:
+                    return self._again(same[-1], move=move, status=status, verdicts=verdicts,
+                                       reasons=reasons, alias=alias, expected=expected,
+                                       actor=actor, promote=promote, attempt=attempt,
+                                       comparison=comparison)
+                row = ModelVersion(
+                    name=name, version=0, aliases=(),
+                    artifact_path=artifacts.ArtifactStore.relpath(sha),
+                    sha256=sha, metrics=metrics, params=params, input_schema=schema,
+                    target=target, lineage=full_lineage, created_at=utc_now(), status=status,
+                    gates=[v.to_dict() for v in verdicts], reasons=reasons,
+                    primary_metric=primary_metric, direction=direction, size=size)
                 saved, _move = self.store.add_version(row, alias=alias, expected=expected,
-                                                      move=promote, actor=actor,
+                                                      move=move, actor=actor,
                                                       reason="; ".join(reasons))
             except AliasConflict:
                 # the champion moved between our read and our write: judge again
                 time.sleep(random.random() * 0.002 * min(attempt, 10))
                 continue
-            return Registration(self._absolute(saved), promote, alias, expected,
-                                saved.version if promote else expected, reasons, verdicts,
-                                attempts=attempt)
+            return Registration(self._absolute(saved), move, alias, expected,
+                                saved.version if move else expected, reasons, verdicts,
+                                attempts=attempt, comparison=comparison)
         raise RegistryError(f"{name}: {alias} kept moving; gave up after {_CAS_ATTEMPTS} attempts")
+
+    def _again(self, existing: ModelVersion, *, move: bool, status: str, verdicts: list[Verdict],
+               reasons: list[str], alias: str, expected: int | None, actor: str, promote: bool,
+               attempt: int, comparison: Comparison | None) -> Registration:
+        """A registration of what ``existing`` already is: judged now if it is a candidate and
+        promotion is asked for, else left as it is."""
+        name, number = existing.name, existing.version
+        if existing.status == "candidate" and promote:
+            self.store.decide(name, number, status=status,
+                              gates=[v.to_dict() for v in verdicts], reasons=reasons,
+                              alias=alias, expected=expected, move=move, actor=actor,
+                              reason="; ".join(reasons))
+            judged = self.get(name, number)
+            return Registration(judged, move, alias, expected, number if move else expected,
+                                reasons, verdicts, attempts=attempt, comparison=comparison)
+        from framework.registry.gates import gates_from_verdicts
+
+        current = self.store.alias_version(name, alias)
+        return Registration(self._absolute(existing), False, alias, current, current,
+                            [f"identical to v{number} (same model bytes, metrics and params): "
+                             "nothing new recorded", *existing.reasons],
+                            gates_from_verdicts(existing.gates), attempts=attempt,
+                            unchanged=True)
+
+    def _comparison(self, champion: ModelVersion, lineage: Mapping[str, Any],
+                    rescore: Rescorer | None) -> Comparison:
+        """What the champion is judged on: its registered metrics when it was evaluated on the
+        same test set as this registration, else its scores on this one (when ``rescore`` can
+        compute them)."""
+        ours = (lineage.get("evaluation") or {}).get("sha256")
+        theirs = (champion.lineage.get("evaluation") or {}).get("sha256")
+        if rescore is None or ours is None or ours == theirs:
+            return Comparison(champion.version, dict(champion.metrics), dict(champion.metrics),
+                              rescored=False)
+        model = self.load(champion)
+        evaluation = lineage["evaluation"]
+        where = f"{evaluation.get('path', 'test set')} (sha256 {ours[:12]})"
+        return Comparison(champion.version, {k: v for k, v in rescore(model).items()},
+                          dict(champion.metrics), rescored=True, test_set=where)
+
+    def archive(self, name: str, versions: Sequence[int], *, restore: bool = False) -> None:
+        """Archive ``versions`` of ``name`` (hidden from ``registry list``, removed by ``gc``),
+        or bring them back with ``restore``. A version holding an alias is never archived."""
+        for version in versions:
+            self.get(name, version)  # clear error for an unknown model or version
+        self.store.set_archived(name, list(versions), None if restore else utc_now())
+
+    def gc(self, *, dry_run: bool = False) -> list[tuple[ModelVersion, int]]:
+        """Remove the artifacts of archived versions (never of a version that holds an alias,
+        nor one that another kept version shares) and mark them removed. Returns each archived
+        version with the bytes its artifact freed (0 when shared or already gone)."""
+        done = []
+        for name in self.store.model_names():
+            versions = self.store.versions(name)
+            kept = {v.sha256 for v in versions if not v.archived_at}
+            for mv in versions:
+                if not mv.archived_at or mv.removed_at or mv.aliases:
+                    continue
+                path = self.root / mv.artifact_path
+                shared = mv.sha256 in kept  # a version that stays has the same bytes
+                freed = 0 if shared or not path.exists() else path.stat().st_size
+                if not dry_run:
+                    if freed:
+                        os.chmod(path, 0o644)
+                        path.unlink()
+                    self.store.mark_removed(name, mv.version, utc_now())
+                done.append((self._absolute(mv), freed))
+        return done
 
     def set_alias(self, name: str, version: int, alias: str, *, reason: str = "",
                   actor: str | None = None) -> AliasMove | None:
         """Point ``alias`` at ``version`` (a manual promotion); None when it already does."""
         check_alias(alias)
-        self.get(name, version)  # clear error for an unknown model or version
+        mv = self.get(name, version)  # clear error for an unknown model or version
+        if mv.archived_at:
+            raise UsageError(f"{name} v{version} is archived: restore it first "
+                             f"(registry archive {name} {version} --restore)")
         actor = actor or user_actor()
         for _ in range(_CAS_ATTEMPTS):
             current = self.store.alias_version(name, alias)
@@ -398,6 +538,8 @@ class Registry:
         for name in self.store.model_names():
             for mv in self.store.versions(name):
                 path = self.root / mv.artifact_path
+                if mv.removed_at:
+                    continue  # removed by gc, on purpose
                 if not path.exists():
                     problems.append(f"{name} v{mv.version}: artifact {path} missing")
                 elif artifacts.sha256_file(path) != mv.sha256:

@@ -161,6 +161,12 @@ def gates_from_dicts(raw: list[Mapping[str, Any]]) -> list[Gate]:
     return [Gate(d["metric"], d["rule"], float(d["threshold"]), d.get("direction")) for d in raw]
 
 
+def gates_from_verdicts(raw: list[Mapping[str, Any]]) -> list[Verdict]:
+    """Rebuild verdicts from the dicts a version stores (:meth:`Verdict.to_dict`)."""
+    fields = Verdict.__dataclass_fields__
+    return [Verdict(**{k: v for k, v in d.items() if k in fields}) for d in raw]
+
+
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
@@ -202,7 +208,7 @@ def _drop_verdict(gate: Gate, value: float, champion_metrics: Mapping[str, Any] 
                   primary_direction: str | None) -> Verdict:
     if champion_metrics is None:
         return Verdict(gate.metric, gate.rule, value, gate.threshold, True,
-                       f"{gate.metric}: no champion yet")
+                       f"{gate.metric}: nothing to compare with (the first version)")
     champ = champion_metrics.get(gate.metric)
     if not _is_number(champ) or math.isnan(champ):
         return Verdict(gate.metric, gate.rule, value, gate.threshold, True,

@@ -71,8 +71,10 @@ def _entry_hash(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def dvc_lock_hashes(path: str | os.PathLike[str] = "dvc.lock") -> dict[str, Any] | None:
-    """The md5 of every dep and out of every stage recorded in ``dvc.lock`` (None if absent)."""
+def dvc_lock_hashes(path: str | os.PathLike[str] = "dvc.lock",
+                    skip_stages: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The md5 of every dep and out of every stage recorded in ``dvc.lock`` (None if absent),
+    but ``skip_stages`` (the stage running now: its entry is still the previous run's)."""
     path = Path(path)
     if not path.exists():
         return None
@@ -82,7 +84,7 @@ def dvc_lock_hashes(path: str | os.PathLike[str] = "dvc.lock") -> dict[str, Any]
         return {"file": str(path), "error": f"could not parse: {exc}", "stages": {}}
     stages: dict[str, Any] = {}
     for name, stage in (data.get("stages") or {}).items():
-        if not isinstance(stage, dict):
+        if not isinstance(stage, dict) or name in skip_stages:
             continue
         stages[name] = {
             kind: {str(e.get("path")): _entry_hash(e) for e in stage.get(kind) or []
@@ -104,16 +106,18 @@ def package_versions() -> dict[str, str | None]:
 
 
 def collect(*, project_dir: str | os.PathLike[str] = ".",
-            inputs: dict[str, str] | None = None) -> dict[str, Any]:
+            inputs: dict[str, str] | None = None,
+            skip_stages: tuple[str, ...] = ()) -> dict[str, Any]:
     """The lineage of a registration made from ``project_dir`` (the project root).
 
     ``inputs`` maps a role (``model``, ``metrics``, ``input_schema``) to the sha256 of the file the
-    register step read for it.
+    register step read for it; ``skip_stages`` leaves out the lock entries of the running stage
+    (the register step records its own inputs in ``inputs``).
     """
     project_dir = Path(project_dir)
     return {
         "git": git_state(project_dir),
-        "dvc_lock": dvc_lock_hashes(project_dir / "dvc.lock"),
+        "dvc_lock": dvc_lock_hashes(project_dir / "dvc.lock", skip_stages),
         "inputs": dict(inputs or {}),
         "packages": package_versions(),
         "platform": platform.platform(terse=True),

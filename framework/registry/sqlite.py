@@ -12,6 +12,8 @@ at once, also when it does not exist yet and they all create it together.
 * Version numbers are ``MAX(version) + 1`` inside that transaction, with ``(name, version)`` as
   primary key: unique and consecutive.
 * ``alias_history`` is append-only (triggers refuse UPDATE and DELETE).
+* The schema records its version; an older registry is upgraded in one transaction, step by step
+  through :data:`MIGRATIONS`, and a newer one is refused (upgrade the framework).
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from framework.errors import NotRegistered, RegistryError
+from framework.errors import NotRegistered, RegistryError, UsageError
 from framework.registry.store import (AliasConflict, AliasMove, ModelVersion, Store, crash_point,
                                       utc_now)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "registry.db"
 LOCK_NAME = "registry.lock"
 BUSY_TIMEOUT_MS = 60_000
@@ -89,9 +91,16 @@ _DDL = (
         BEGIN SELECT RAISE(ABORT, 'alias_history is append-only'); END""",
 )
 
+#: Statements that take the schema from the version before to each version, run in order.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE versions ADD COLUMN archived_at TEXT",
+        "ALTER TABLE versions ADD COLUMN removed_at TEXT",
+        "CREATE INDEX IF NOT EXISTS versions_by_sha ON versions (name, sha256)"),
+}
+
 _VERSION_COLUMNS = ("name, version, sha256, artifact, size, created_at, status, primary_metric, "
                     "direction, target, sweep_id, metrics, params, input_schema, gates, reasons, "
-                    "lineage")
+                    "lineage, archived_at, removed_at")
 
 
 def _dumps(obj: Any) -> str:
@@ -170,12 +179,18 @@ class SQLiteStore(Store):
             row = None
             with contextlib.suppress(sqlite3.OperationalError):
                 row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
-            if row and row[0] > SCHEMA_VERSION:
+            current = row[0] if row else 0
+            if current > SCHEMA_VERSION:
                 raise RegistryError(
-                    f"registry {self.root} has schema version {row[0]}, newer than this framework "
-                    f"understands ({SCHEMA_VERSION}); upgrade the framework")
-            for stmt in _DDL:
-                conn.execute(stmt)
+                    f"registry {self.root} has schema version {current}, newer than this "
+                    f"framework understands ({SCHEMA_VERSION}); upgrade the framework")
+            if current == 0:
+                for stmt in _DDL:
+                    conn.execute(stmt)
+                current = 1
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[target]:
+                    conn.execute(stmt)
             conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?) "
                          "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                          (SCHEMA_VERSION,))
@@ -267,11 +282,11 @@ class SQLiteStore(Store):
                                   "WHERE name = ?", (v.name,)).fetchone()[0]
             conn.execute(
                 f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (v.name, number, v.sha256, v.artifact_path, v.size, v.created_at, v.status,
                  v.primary_metric, v.direction, v.target, v.sweep_id, _dumps(v.metrics),
                  _dumps(v.params), None if v.input_schema is None else _dumps(v.input_schema),
-                 _dumps(v.gates), _dumps(v.reasons), _dumps(v.lineage)))
+                 _dumps(v.gates), _dumps(v.reasons), _dumps(v.lineage), None, None))
             crash_point("in-transaction")
             done = None
             if move:
@@ -280,6 +295,52 @@ class SQLiteStore(Store):
             return replace(v, version=number, aliases=aliases), done
 
         return self._transact(tx)
+
+    def decide(self, name: str, version: int, *, status: str, gates: list[dict[str, Any]],
+               reasons: list[str], alias: str, expected: int | None, move: bool, actor: str,
+               reason: str) -> AliasMove | None:
+        def tx(conn: sqlite3.Connection) -> AliasMove | None:
+            current = self._current(conn, name, alias)
+            if current != expected:
+                raise AliasConflict(name, alias, expected, current)
+            cur = conn.execute("UPDATE versions SET status = ?, gates = ?, reasons = ? "
+                               "WHERE name = ? AND version = ? AND status = 'candidate'",
+                               (status, _dumps(gates), _dumps(reasons), name, version))
+            if cur.rowcount != 1:
+                raise RegistryError(f"{name} v{version} is not a candidate awaiting a decision")
+            if move:
+                return self._cas(conn, name, alias, version, expected, actor, reason, utc_now())
+            return None
+
+        return self._transact(tx)
+
+    def find_versions(self, name: str, sha256: str) -> list[ModelVersion]:
+        def q(conn: sqlite3.Connection) -> list[ModelVersion]:
+            by_version = self._aliases_by_version(conn, name)
+            rows = conn.execute(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE name = ? AND "
+                                "sha256 = ? ORDER BY version", (name, sha256)).fetchall()
+            return [self._row_to_version(r, by_version.get(r[1], ())) for r in rows]
+        return self._read(q)
+
+    def set_archived(self, name: str, versions: list[int], when: str | None) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            held = self._aliases_by_version(conn, name)
+            for v in versions:
+                if v in held:
+                    raise UsageError(f"{name} v{v} holds the alias(es) "
+                                        f"{', '.join(held[v])}: move them first (registry "
+                                        "promote), then archive it")
+            conn.executemany("UPDATE versions SET archived_at = ? WHERE name = ? AND version = ?",
+                             [(when, name, v) for v in versions])
+
+        self._transact(tx)
+
+    def mark_removed(self, name: str, version: int, when: str) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE versions SET removed_at = ? WHERE name = ? AND version = ? AND "
+                         "archived_at IS NOT NULL", (when, name, version))
+
+        self._transact(tx)
 
     def move_alias(self, name: str, alias: str, to_version: int, *, expected: int | None,
                    actor: str, reason: str) -> AliasMove:
@@ -297,14 +358,14 @@ class SQLiteStore(Store):
     @staticmethod
     def _row_to_version(row: tuple[Any, ...], aliases: tuple[str, ...]) -> ModelVersion:
         (name, version, sha, artifact, size, created_at, status, primary_metric, direction, target,
-         _sweep, metrics, params, schema, gates, reasons, lineage) = row
+         _sweep, metrics, params, schema, gates, reasons, lineage, archived_at, removed_at) = row
         return ModelVersion(
             name=name, version=version, aliases=aliases, artifact_path=artifact, sha256=sha,
             metrics=json.loads(metrics), params=json.loads(params),
             input_schema=None if schema is None else json.loads(schema), target=target,
             lineage=json.loads(lineage), created_at=created_at, status=status,
             gates=json.loads(gates), reasons=json.loads(reasons), primary_metric=primary_metric,
-            direction=direction, size=size)
+            direction=direction, size=size, archived_at=archived_at, removed_at=removed_at)
 
     @staticmethod
     def _aliases_by_version(conn: sqlite3.Connection, name: str) -> dict[int, tuple[str, ...]]:

@@ -4,32 +4,32 @@ The compiler appends this stage to every pipeline that produces a model; it runs
 ``dvc repro`` from the project root and reads ``registry`` and ``gates`` from ``params.yaml``::
 
     python -m framework register --model models/model.skops --metrics metrics/evaluate.json \\
-        --input-schema schemas/features.json --receipt metrics/register.json [--tag k=v ...]
+        --input-schema schemas/features.json --receipt metrics/register.json \\
+        [--evaluate-stage evaluate] [--tag k=v ...]
 
-Every run records a new version (with its lineage), evaluates the gates, and promotes the version
+Every run registers the model (with its lineage), evaluates the gates, and promotes the version
 to ``champion`` when every gate passes and it beats the champion on ``registry.primary_metric``.
-A model that fails its gates is still recorded (status ``rejected``) and the step still succeeds:
-the decision is in the receipt. ``$FRAMEWORK_SWEEP_ID`` is recorded when set.
+A model that fails its gates is still recorded (status ``rejected``) and the step still succeeds.
+The same model bytes, metrics and params registered again are the same version: nothing new.
+With ``--evaluate-stage`` (the stage whose metrics these are), a champion that was evaluated on
+another test set is scored again on this one by that stage's function, and compared on it.
+``$FRAMEWORK_SWEEP_ID`` is recorded when set.
 
-The receipt (JSON, written atomically) has these stable keys:
+Two receipts, written atomically:
 
-``receipt_version``    1
-``model``              model name (``registry.model_name``)
-``version``            the new version number (int)
-``uri``                ``models:/<model>/<version>``
-``promoted``           bool: the version became champion
-``alias``              ``"champion"`` when promoted, else null
-``status``             ``promoted``, ``challenger`` (gates passed, champion not beaten) or
-                       ``rejected`` (a gate failed)
-``champion``           the champion's version after this run (int or null)
-``previous_champion``  the champion's version before this run (int or null)
-``reasons``            list of human-readable reasons for the decision
-``gates``              list of verdicts: ``{metric, rule, value, threshold, passed, message,
-                       champion_value, champion_version}``
-``primary_metric``     ``{name, direction, value}`` or null
-``sha256``             sha256 of the registered artifact
-``registry``           the registry folder used
-``created_at``         UTC ISO time of the registration
+* ``--receipt`` (an output DVC records, so it depends on the inputs alone: the same model and
+  metrics give the same bytes on every machine, whatever the registry holds): ``receipt_version``
+  (2), ``model``, ``sha256``, ``metrics``, ``input_schema_sha256``, ``gates`` (the verdicts of the
+  gates that do not depend on a champion), ``registry`` (the configured folder);
+* the decision, in the registry (``<registry>/receipts/<model>.json``), with these stable keys:
+  ``receipt_version`` (2), ``model``, ``version``, ``uri``, ``unchanged`` (the same version as
+  before), ``promoted``, ``alias`` (``"champion"`` when promoted, else null), ``status``
+  (``promoted``, ``challenger``, ``rejected`` or ``candidate``), ``champion`` and
+  ``previous_champion`` (versions or null), ``reasons``, ``gates`` (every verdict: ``{metric,
+  rule, value, threshold, passed, message, champion_value, champion_version}``),
+  ``compared_with`` (the champion's version, the metrics it was judged on and those it was
+  registered with, whether it was scored again and on which test set), ``primary_metric``
+  (``{name, direction, value}``), ``sha256``, ``registry``, ``created_at``.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a tag to record (repeatable)")
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--registry", default=None, help="registry folder (default: registry.path)")
+    p.add_argument("--evaluate-stage", default=None, metavar="STAGE",
+                   help="the stage (in dvc.yaml) whose metrics these are: a champion evaluated "
+                        "on another test set is scored again by it")
     return p
 
 
@@ -136,10 +139,69 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def dvc_receipt(reg: Registration, *, schema_sha256: str, registry: str) -> dict[str, Any]:
+    """The receipt DVC records: what was registered, and the verdicts that depend on it alone
+    (not on a champion), so its bytes never depend on what the registry holds."""
+    from framework.registry.gates import CHAMPION_RULES
+
+    mv = reg.version
+    return {"receipt_version": 2, "model": mv.name, "sha256": mv.sha256, "metrics": mv.metrics,
+            "input_schema_sha256": schema_sha256,
+            "gates": [{k: v for k, v in g.to_dict().items()
+                       if k not in ("champion_value", "champion_version")}
+                      for g in reg.verdicts if g.rule not in CHAMPION_RULES],
+            "registry": registry}
+
+
+def decision_path(registry: str | os.PathLike[str], model: str) -> Path:
+    """Where the register step writes the decision of the latest registration of ``model``."""
+    return Path(registry) / "receipts" / f"{model}.json"
+
+
+def evaluation(stage: str | None, model_path: str, params: dict[str, Any]) -> tuple[
+        dict[str, Any] | None, Any]:
+    """The evaluation's identity for the lineage (``{stage, path, sha256}`` of its test table)
+    and a function scoring another model on that table with the stage's own function, from the
+    stage's command in ``dvc.yaml``; ``(None, None)`` without ``stage``."""
+    if stage is None:
+        return None, None
+    import shlex
+
+    from framework.compiler import DVC_YAML
+    from framework.registry.artifacts import sha256_file
+    from framework.registry.lineage import read_yaml
+    from framework.stage import parse_args
+
+    try:
+        cmd = read_yaml(DVC_YAML)["stages"][stage]["cmd"]
+        argv = shlex.split(cmd)
+        call = parse_args(argv[argv.index("stage") + 1:])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot read stage {stage!r} ({exc}); run `python -m framework "
+                          "compile`", file=DVC_YAML, key=f"stages.{stage}") from None
+    model_in = next((n for n, p in call.ins.items() if p == model_path), None)
+    tables = {n: p for n, p in call.ins.items() if n != model_in}
+    if model_in is None or len(tables) != 1:
+        return None, None
+    (table_name, table_path), = tables.items()
+    identity = {"stage": stage, "path": table_path, "sha256": sha256_file(table_path)}
+
+    def rescore(model: Any) -> dict[str, Any]:
+        from framework import io
+        from framework.stage import execute, load_params
+
+        values = load_params(Path.cwd(), call.params)
+        inputs = {model_in: model, table_name: io.read(table_path)}
+        return io.to_plain(execute(call, values, inputs, Path.cwd())["metrics"])
+
+    return identity, rescore
+
+
 def summary(reg: Registration) -> str:
     """A few lines for humans: what was registered and what was decided."""
     mv = reg.version
-    head = (f"registered {mv.name} v{mv.version} (sha256 {mv.sha256[:12]}): "
+    what = "unchanged" if reg.unchanged else "registered"
+    head = (f"{what} {mv.name} v{mv.version} (sha256 {mv.sha256[:12]}): "
             + (f"promoted to {reg.alias}" if reg.promoted else mv.status))
     lines = [head]
     for v in reg.verdicts:
@@ -186,14 +248,20 @@ def main(argv: list[str]) -> int:
 
     inputs = {"model": sha256_file(args.model), "metrics": sha256_file(args.metrics),
               "input_schema": sha256_file(args.input_schema)}
+    identity, rescore = evaluation(args.evaluate_stage, args.model, params)
+    collected = lineage.collect(project_dir=".", inputs=inputs, skip_stages=("register",))
+    if identity is not None:
+        collected["evaluation"] = identity
     root = registry_path(args.registry)
     with open_registry(root) as reg:
         result = reg.register(
             cfg["model_name"], args.model, metrics=metrics, params=params, input_schema=schema,
             target=target, gates=gates, primary_metric=cfg.get("primary_metric"),
-            direction=cfg["direction"], lineage=lineage.collect(project_dir=".", inputs=inputs),
-            tags=tags, sweep_id=os.environ.get(ENV_SWEEP_ID) or None)
-    write_json_atomic(args.receipt, result.receipt(registry=str(root)))
+            direction=cfg["direction"], lineage=collected, tags=tags,
+            sweep_id=os.environ.get(ENV_SWEEP_ID) or None, rescore=rescore)
+    write_json_atomic(decision_path(root, cfg["model_name"]), result.receipt(registry=str(root)))
+    write_json_atomic(args.receipt, dvc_receipt(result, schema_sha256=inputs["input_schema"],
+                                                registry=str(cfg.get("path") or root)))
     print(summary(result))
     return 0
 

@@ -35,8 +35,11 @@ class ModelVersion:
     ``artifact_path`` is the absolute path of the artifact inside the registry's store (a store
     backend returns it relative to the registry root; :class:`~framework.registry.core.Registry`
     makes it absolute). ``status`` is the decision taken when the version was registered:
-    ``promoted`` (it became champion), ``challenger`` (gates passed, did not beat the champion) or
-    ``rejected`` (a gate failed). Which version holds an alias *now* is in ``aliases``.
+    ``promoted`` (it became champion), ``challenger`` (gates passed, did not beat the champion),
+    ``rejected`` (a gate failed) or ``candidate`` (a sweep's trial: recorded, never judged for
+    promotion). Which version holds an alias *now* is in ``aliases``; :attr:`state` combines both.
+    ``archived_at`` is set by ``registry archive``, ``removed_at`` when ``registry gc`` removed its
+    artifact (the row stays, for the lineage and the history).
     """
 
     name: str
@@ -56,10 +59,25 @@ class ModelVersion:
     primary_metric: str | None = None
     direction: str | None = None
     size: int = 0
+    archived_at: str | None = None
+    removed_at: str | None = None
 
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
+
+    @property
+    def state(self) -> str:
+        """Where the version stands now: ``removed``, ``archived``, ``champion`` (it holds the
+        champion alias), ``former champion`` (promoted once, champion no more), or the decision of
+        its registration (``challenger``, ``rejected``, ``candidate``)."""
+        if self.removed_at:
+            return "removed"
+        if self.archived_at:
+            return "archived"
+        if CHAMPION in self.aliases:
+            return "champion"
+        return "former champion" if self.status == "promoted" else self.status
 
     @property
     def tags(self) -> dict[str, str]:
@@ -86,6 +104,7 @@ class ModelVersion:
         d = asdict(self)
         d["aliases"] = list(self.aliases)
         d["uri"] = self.uri
+        d["state"] = self.state
         return d
 
 
@@ -138,6 +157,27 @@ class Store(ABC):
     def move_alias(self, name: str, alias: str, to_version: int, *, expected: int | None,
                    actor: str, reason: str) -> AliasMove:
         """Compare-and-set ``alias`` from ``expected`` to ``to_version`` and record the move."""
+
+    @abstractmethod
+    def decide(self, name: str, version: int, *, status: str, gates: list[dict[str, Any]],
+               reasons: list[str], alias: str, expected: int | None, move: bool, actor: str,
+               reason: str) -> AliasMove | None:
+        """Record the promotion decision of an existing ``candidate`` version (a sweep's trial
+        judged later), in one transaction: its status, verdicts and reasons, and with ``move``
+        the compare-and-set of ``alias`` from ``expected`` to it."""
+
+    @abstractmethod
+    def find_versions(self, name: str, sha256: str) -> list[ModelVersion]:
+        """The versions of ``name`` whose artifact has this sha256, oldest first."""
+
+    @abstractmethod
+    def set_archived(self, name: str, versions: list[int], when: str | None) -> None:
+        """Archive ``versions`` (``when``: the time) or restore them (None), in one
+        transaction; refuses (UsageError, nothing changed) a version that holds an alias."""
+
+    @abstractmethod
+    def mark_removed(self, name: str, version: int, when: str) -> None:
+        """Record that ``registry gc`` removed the artifact of an archived version."""
 
     @abstractmethod
     def get_version(self, name: str, version: int) -> ModelVersion | None: ...

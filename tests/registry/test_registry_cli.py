@@ -24,15 +24,30 @@ def test_register_then_inspect_end_to_end(project: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[0].startswith("registered breast_cancer v1 (sha256 ")
     assert first.stdout.splitlines()[0].endswith("): promoted to champion")
-    assert "PASS  accuracy: no champion yet" in first.stdout
-    receipt = json.loads((project / "metrics" / "register.json").read_text())
-    assert list(receipt) == ["receipt_version", "model", "version", "uri", "promoted", "alias",
-                             "status", "champion", "previous_champion", "reasons", "gates",
-                             "primary_metric", "sha256", "registry", "created_at"]
+    assert "PASS  accuracy: nothing to compare with (the first version)" in first.stdout
+    decision_file = project / ".framework/registry/receipts/breast_cancer.json"
+    receipt = json.loads(decision_file.read_text())
+    assert list(receipt) == ["receipt_version", "model", "version", "uri", "unchanged",
+                             "promoted", "alias", "status", "champion", "previous_champion",
+                             "reasons", "gates", "compared_with", "primary_metric", "sha256",
+                             "registry", "created_at"]
     assert (receipt["version"], receipt["promoted"], receipt["alias"]) == (1, True, "champion")
     assert receipt["primary_metric"] == {"name": "roc_auc", "direction": "maximize",
                                          "value": 0.99}
+    # what DVC records depends on the inputs alone: no version, no time, no champion
+    recorded = json.loads((project / "metrics" / "register.json").read_text())
+    assert list(recorded) == ["receipt_version", "model", "sha256", "metrics",
+                              "input_schema_sha256", "gates", "registry"]
+    assert [g["rule"] for g in recorded["gates"]] == ["min", "max"]
     assert not list((project / "metrics").glob(".*.tmp"))  # the receipt was renamed into place
+    before = (project / "metrics" / "register.json").read_bytes()
+
+    # the same model, metrics and params again: the same version, nothing new, same bytes
+    again = run_framework(project, "register", *REGISTER_ARGS)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("unchanged breast_cancer v1 (sha256 ")
+    assert "identical to v1 (same model bytes, metrics and params)" in again.stdout
+    assert (project / "metrics" / "register.json").read_bytes() == before
 
     # a worse model: recorded as a rejected version, the champion stays
     write_metrics(project, {"roc_auc": 0.995, "log_loss": 0.1, "accuracy": 0.9})
@@ -42,7 +57,7 @@ def test_register_then_inspect_end_to_end(project: Path) -> None:
     assert "v2 (sha256" in second.stdout and "): rejected" in second.stdout
     assert "FAIL  accuracy 0.9 vs champion v1 0.97: drop 0.07 > max 0.005" in second.stdout
     assert "champion stays v1" in second.stdout
-    receipt = json.loads((project / "metrics" / "register.json").read_text())
+    receipt = json.loads(decision_file.read_text())
     assert (receipt["version"], receipt["promoted"], receipt["alias"], receipt["champion"]) == (
         2, False, None, 1)
 
@@ -99,7 +114,9 @@ def test_register_then_inspect_end_to_end(project: Path) -> None:
     history = json.loads(run_framework(project, "registry", "history", "breast_cancer",
                                        "--json").stdout)
     assert [(h["from_version"], h["to_version"], h["actor"].split(":")[0], h["reason"])
-            for h in history] == [(None, 1, "register-step", "all 3 gates passed; no champion yet"),
+            for h in history] == [(None, 1, "register-step", "all 3 gates passed; the first version "
+                                                             "to pass its gates becomes the first "
+                                                             "champion"),
                                   (1, 2, "user", "override for a demo")]
 
 
@@ -204,6 +221,7 @@ def test_register_in_process_records_git_state(project: Path, monkeypatch: pytes
     monkeypatch.chdir(project)
     assert run_verb("register", REGISTER_ARGS) == 0
     (project / "tracked.txt").write_text("b")
+    write_metrics(project, {"roc_auc": 0.98, "log_loss": 0.1, "accuracy": 0.97})  # a new version
     assert run_verb("register", REGISTER_ARGS) == 0
     capsys.readouterr()
     from framework import registry
@@ -260,3 +278,33 @@ def test_a_bad_alias_is_refused_before_anything_moves(
     assert run_verb("registry", ["list"]) == 0  # the table still renders
     out = capsys.readouterr().out
     assert "champion" in out and alias[:20] not in out
+
+
+def test_archive_hides_versions_and_gc_removes_their_artifacts(
+        project: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    assert run_verb("register", REGISTER_ARGS) == 0
+    write_metrics(project, {"roc_auc": 0.98, "log_loss": 0.1, "accuracy": 0.96})
+    assert run_verb("register", REGISTER_ARGS) == 0  # v2: a challenger
+    capsys.readouterr()
+    assert run_verb("registry", ["archive", "breast_cancer", "1"]) == 2
+    assert "v1 holds the alias(es) champion: move them first" in capsys.readouterr().err
+    assert run_verb("registry", ["archive", "breast_cancer", "2"]) == 0
+    assert "breast_cancer v2: archived" in capsys.readouterr().out
+    assert run_verb("registry", ["list"]) == 0
+    out = capsys.readouterr().out
+    assert "(1 versions, 1 archived (--all), champion: v1)" in out
+    assert run_verb("registry", ["list", "--all"]) == 0
+    assert "archived" in capsys.readouterr().out
+    assert run_verb("registry", ["promote", "breast_cancer", "2", "--alias", "champion"]) == 2
+    assert "v2 is archived: restore it first" in capsys.readouterr().err
+    assert run_verb("registry", ["gc", "--dry-run"]) == 0
+    assert "would remove 1 archived version(s)" in capsys.readouterr().out
+    assert run_verb("registry", ["gc"]) == 0  # v2's bytes are v1's: nothing freed, row kept
+    assert "shared with a kept version" in capsys.readouterr().out
+    assert run_verb("registry", ["show", "breast_cancer/2", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "removed" and shown["removed_at"]
+    assert run_verb("registry", ["list"]) == 0
+    assert "champion" in capsys.readouterr().out

@@ -48,7 +48,8 @@ def test_first_version_becomes_champion(reg: Registry, model_file: Path) -> None
                                "required": ["a", "target"]},
                  tags={"trial": "3"}, sweep_id="sw1", lineage={"git": {"commit": None}})
     assert (r.version.version, r.promoted, r.status) == (1, True, "promoted")
-    assert r.reasons == ["all 3 gates passed", "no champion yet"]
+    assert r.reasons == ["all 3 gates passed",
+                         "the first version to pass its gates becomes the first champion"]
     assert r.version.aliases == ("champion",)
     receipt = r.receipt(registry="reg")
     assert {k: receipt[k] for k in ("model", "version", "promoted", "alias", "status", "champion",
@@ -79,13 +80,88 @@ def test_an_invalid_input_schema_is_refused_and_nothing_recorded(reg: Registry,
 
 def test_promotion_needs_strictly_better_primary_metric(reg: Registry, model_file: Path) -> None:
     register(reg, model_file, metrics=metrics(roc_auc=0.98))
-    same = register(reg, model_file, metrics=metrics(roc_auc=0.98))
+    same = register(reg, model_file, metrics=metrics(roc_auc=0.98), params={"other": "params"})
     assert (same.version.version, same.promoted, same.status) == (2, False, "challenger")
     assert "does not beat champion v1" in same.reasons[-1]
     assert same.receipt()["alias"] is None and same.champion == 1
     better = register(reg, model_file, metrics=metrics(roc_auc=0.985))
     assert (better.version.version, better.promoted, better.previous_champion) == (3, True, 1)
     assert reg.aliases("breast_cancer") == {"champion": 3}
+
+
+def test_the_same_registration_twice_is_one_version(reg: Registry, model_file: Path) -> None:
+    first = register(reg, model_file, params={"C": 1})
+    again = register(reg, model_file, params={"C": 1})
+    assert again.unchanged and again.version.version == 1 and not again.promoted
+    assert again.reasons[0].startswith("identical to v1 (same model bytes, metrics and params)")
+    assert [v.version for v in reg.versions("breast_cancer")] == [1]
+    assert again.version.sha256 == first.version.sha256
+    assert register(reg, model_file, params={"C": 2}).version.version == 2  # other params
+
+
+def test_a_candidate_is_judged_when_promoted_later(reg: Registry, model_file: Path) -> None:
+    """A sweep's trial is a candidate that never moves an alias; registering the same thing
+    with promotion (sweep promote) judges that version, not a new one."""
+    register(reg, model_file, metrics=metrics(roc_auc=0.97))
+    trial = register(reg, model_file, metrics=metrics(roc_auc=0.99), promote=False)
+    assert (trial.version.version, trial.status, trial.promoted) == (2, "candidate", False)
+    assert "beats champion v1" in trial.reasons[-1]  # judged, for the sweep's table
+    assert reg.aliases("breast_cancer") == {"champion": 1}
+    judged = register(reg, model_file, metrics=metrics(roc_auc=0.99))
+    assert (judged.version.version, judged.status, judged.promoted) == (2, "promoted", True)
+    assert reg.aliases("breast_cancer") == {"champion": 2}
+    assert [m.reason for m in reg.history("breast_cancer")][-1].endswith(
+        "beats champion v1 (0.97, maximize)")
+
+
+def test_the_champion_is_compared_on_the_challengers_test_set(reg: Registry,
+                                                              model_file: Path) -> None:
+    scored = []
+
+    def rescore(model: Any) -> dict[str, Any]:
+        scored.append(type(model).__name__)
+        return metrics(roc_auc=0.9, accuracy=0.93)  # the champion on the new test set
+
+    register(reg, model_file, metrics=metrics(roc_auc=0.99),
+             lineage={"evaluation": {"path": "data/test.parquet", "sha256": "a" * 64}})
+    # worse than the champion's registered 0.99, better than its 0.9 on this test set
+    r = register(reg, model_file, metrics=metrics(roc_auc=0.95, accuracy=0.94),
+                 params={"split": {"test_size": 0.3}}, rescore=rescore,
+                 lineage={"evaluation": {"path": "data/test.parquet", "sha256": "b" * 64}})
+    assert scored == ["Pipeline"] and r.promoted
+    assert r.comparison is not None and r.comparison.rescored
+    assert r.comparison.metrics["roc_auc"] == 0.9 and r.comparison.registered["roc_auc"] == 0.99
+    receipt = r.receipt()
+    assert receipt["compared_with"]["test_set"] == f"data/test.parquet (sha256 {'b' * 12})"
+    assert "beats champion v1 (0.9 on the same test set" in " ".join(r.reasons)
+    assert any("scored on this run's test set" in reason for reason in r.reasons)
+    drop = next(v for v in r.verdicts if v.rule == "max_drop_vs_champion")
+    assert drop.champion_value == 0.93  # the gate compares on the same rows too
+    # the same test set: no re-scoring
+    register(reg, model_file, metrics=metrics(roc_auc=0.96), params={"n": 3}, rescore=rescore,
+             lineage={"evaluation": {"path": "data/test.parquet", "sha256": "b" * 64}})
+    assert scored == ["Pipeline"]
+
+
+def test_archive_and_gc(reg: Registry, model_file: Path, fitted: Any) -> None:
+    register(reg, model_file, metrics=metrics(roc_auc=0.97))
+    second = register(reg, fitted, metrics=metrics(roc_auc=0.96))  # its own bytes
+    register(reg, model_file, metrics=metrics(roc_auc=0.95))  # the same bytes as v1
+    with pytest.raises(UsageError, match="v1 holds the alias"):
+        reg.archive("breast_cancer", [1])
+    reg.archive("breast_cancer", [2, 3])
+    assert [v.state for v in reg.versions("breast_cancer")] == ["champion", "archived",
+                                                                "archived"]
+    planned = reg.gc(dry_run=True)
+    assert [(mv.version, freed > 0) for mv, freed in planned] == [(2, True), (3, False)]
+    assert Path(second.version.artifact_path).exists()
+    reg.gc()
+    assert not Path(second.version.artifact_path).exists()
+    assert reg.load("breast_cancer/1") is not None  # v3's bytes are v1's: kept
+    with pytest.raises(RegistryError, match="v2 was archived and its artifact removed"):
+        reg.load("breast_cancer/2")
+    assert reg.gc() == []  # nothing left to remove
+    assert reg.check() == []  # rows and artifacts agree
 
 
 def test_failed_gate_is_recorded_but_never_promoted(reg: Registry, model_file: Path) -> None:
@@ -108,7 +184,8 @@ def test_minimize_direction(reg: Registry, model_file: Path) -> None:
 
 def test_decide_edge_cases() -> None:
     assert decide([], {"x": 1.0}, None, "x", "maximize") == (
-        True, "promoted", ["no gates configured", "no champion yet"])
+        True, "promoted", ["no gates configured",
+                           "the first version to pass its gates becomes the first champion"])
 
 
 def test_register_estimator_and_load_by_every_uri_form(reg: Registry, fitted: Any,

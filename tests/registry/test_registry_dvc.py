@@ -95,8 +95,10 @@ stages:
 
     out = _run(tmp_path, sys.executable, "-m", "dvc", "repro")
     assert "registered breast_cancer v1" in out and "promoted to champion" in out
-    receipt = json.loads((tmp_path / "metrics" / "register.json").read_text())
+    receipt = json.loads((tmp_path / ".framework/registry/receipts/breast_cancer.json")
+                         .read_text())
     assert (receipt["version"], receipt["promoted"]) == (1, True)
+    recorded = (tmp_path / "metrics" / "register.json").read_bytes()
 
     monkeypatch.chdir(tmp_path)
     mv = registry.resolve("breast_cancer@champion")
@@ -115,6 +117,8 @@ stages:
     assert "registered breast_cancer v2" in out and "challenger" in out
     v2 = registry.resolve("breast_cancer/2")
     assert v2.sha256 == mv.sha256 and v2.gates[0]["threshold"] == 0.9
-    assert set(v2.lineage["dvc_lock"]["stages"]) == {"train", "register"}
+    # the register stage's own entry is the previous run's: never recorded as this one's lineage
+    assert set(v2.lineage["dvc_lock"]["stages"]) == {"train"}
     assert v2.lineage["dvc_lock"]["stages"]["train"] == lock["stages"]["train"]
+    assert (tmp_path / "metrics" / "register.json").read_bytes() != recorded  # the gates
     assert registry.load("breast_cancer@champion").predict(dataset.data[:3]).shape == (3,)

@@ -141,7 +141,7 @@ def test_champion_relative_gates_pass_without_champion() -> None:
     gates = parse_gates([{"metric": "accuracy", "max_drop_vs_champion": 0.0}],
                         known_metrics=None, file="x")
     (v,) = evaluate(gates, {"accuracy": 0.1})
-    assert v.passed and v.message == "accuracy: no champion yet"
+    assert v.passed and v.message == "accuracy: nothing to compare with (the first version)"
     (v,) = evaluate(gates, {"accuracy": 0.1}, champion_metrics={"roc_auc": 1.0},
                     champion_version=2)
     assert v.passed and "champion v2 has no value" in v.message
