@@ -21,14 +21,21 @@ _CONFIG_ERROR_EXIT = 2
 _OTHER_LAUNCHER = ("multirun jobs run through the framework's launcher (hydra/launcher: framework, "
                    "the default of conf/config.yaml); another launcher would run `dvc repro` once "
                    "per job in one workspace")
-#: The one flag of ours among Hydra's: short for the override sweep.save_dvc_experiments=true.
+#: Flags of ours among Hydra's: short for the override sweep.save_dvc_experiments=true, and
+#: every frame in errors (for this process and the stages DVC runs).
 SAVE_DVC_EXPERIMENTS = "--save-dvc-experiments"
+VERBOSE = "--verbose"
 
 
 def run_app(args: list[str]) -> int:
+    import os
+
     from framework.sweep import warm
 
     root = Path.cwd()
+    if VERBOSE in args:
+        os.environ["FRAMEWORK_VERBOSE"] = "1"
+        args = [a for a in args if a != VERBOSE]
     args = ["sweep.save_dvc_experiments=true" if a == SAVE_DVC_EXPERIMENTS else a for a in args]
     warm.start(root / "conf", args)  # a sweep's heavy imports start now, on the other core
     try:
@@ -63,6 +70,7 @@ def _run_app(root: Path, args: list[str]) -> int:
                 warm.stop()  # a single run after all
             build_spec(resolve(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]), source),
                        source)
+            args = [*args, *_quiet_hydra(raw)]
     except FrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -120,10 +128,41 @@ def _sweep_summary(out: Any, session: Any) -> int:
     print_table(session.store, out, limit=25)
     took = time.perf_counter() - session.started
     ran = len(session.results) - session.reused
-    earlier = f"; {session.reused} recorded earlier" if session.reused else ""
-    out.print(f"{ran} trials ran in {took:.1f} s ({took / max(ran, 1) * 1000:.0f} ms per trial, "
-              f"{session.jobs} parallel){earlier}")
+    if ran == 0:
+        out.print(f"all {session.reused} trials were recorded earlier: nothing ran "
+                  f"(sweep {session.sweep_id})")
+    else:
+        earlier = f"; {session.reused} recorded earlier" if session.reused else ""
+        out.print(f"{ran} trials ran in {took:.1f} s ({took / ran * 1000:.0f} ms per trial, "
+                  f"{session.jobs} parallel){earlier}")
     return 0 if any(r.status == "ok" for r in session.results) else 1
+
+
+#: Hydra's own defaults for its run and sweep folders and its logs.
+_HYDRA_RUN_DIR = "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}"
+_HYDRA_SWEEP_DIR = "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}"
+
+
+def _quiet_hydra(raw: Any) -> list[str]:
+    """Overrides so that a run writes no ``outputs/<date>/`` folder, no ``.hydra/`` copy of the
+    config and no empty ``app.log`` (the framework records what a run did itself: dvc.lock, the
+    registry, the sweep store), unless the project's config asks for them: each is added only
+    while the setting is still Hydra's default."""
+    from omegaconf import OmegaConf
+
+    hydra = OmegaConf.to_container(raw.hydra, resolve=False)
+    choices = hydra.get("runtime", {}).get("choices", {})
+    out = []
+    if hydra.get("run", {}).get("dir") == _HYDRA_RUN_DIR:
+        out.append("hydra.run.dir=.")
+    if hydra.get("sweep", {}).get("dir") == _HYDRA_SWEEP_DIR:
+        out.append("hydra.sweep.dir=.")
+    if hydra.get("output_subdir") == ".hydra":
+        out.append("hydra.output_subdir=null")
+    for group in ("hydra/job_logging", "hydra/hydra_logging"):
+        if choices.get(group) == "default":
+            out.append(f"{group}=none")
+    return out
 
 
 def _is_plain_override(arg: str) -> bool:
@@ -169,6 +208,7 @@ def run_pipeline(cfg: Any, root: Path) -> int:
             else:
                 err.print(f"    {line}", markup=False, soft_wrap=True)
 
+        kept = dvc.snapshot(root)  # what DVC cannot check out if a stage fails
         result = dvc.repro(root, on_line=on_line, on_stage=on_stage)
         if any(s.name == REGISTER_STAGE and s.status == "failed" for s in result.stages):
             for line in held:
@@ -180,8 +220,23 @@ def run_pipeline(cfg: Any, root: Path) -> int:
     print_summary(out, spec, result)
     if not result.ok:
         failed = next((s.name for s in result.stages if s.status == "failed"), None)
-        err.print(f"[red]error:[/] stage '{failed}' failed" if failed else
-                  f"[red]error:[/] dvc repro failed (exit {result.returncode})")
+        if result.interrupted:
+            err.print("[red]interrupted[/]" + (f" in stage '{failed}'" if failed else ""))
+        else:
+            err.print(f"[red]error:[/] stage '{failed}' failed" if failed else
+                      f"[red]error:[/] dvc repro failed (exit {result.returncode})")
+        done = {s.name for s in result.stages if s.status in ("ran", "skipped", "restored")}
+        names = [*(s.name for s in spec.stages),
+                 *([REGISTER_STAGE] if spec.registration is not None else [])]
+        put_back = dvc.restore(root, [n for n in names if n not in done], kept)
+        if put_back.restored or put_back.missing:
+            shown = ", ".join(put_back.restored) or "nothing"
+            tail = (f"; not in DVC's cache, still missing: {', '.join(put_back.missing)}"
+                    if put_back.missing else ": the workspace matches dvc.lock")
+            err.print(f"restored {shown} as dvc.lock records them{tail}", markup=False,
+                      soft_wrap=True)
+        if result.interrupted:
+            return 130
         return result.stage_exit_code if result.stage_exit_code in (1, 2) else 1
     return 0
 
@@ -189,7 +244,8 @@ def run_pipeline(cfg: Any, root: Path) -> int:
 def print_summary(out: Any, spec: Any, result: Any) -> None:
     """The counts of what ran and was skipped; after a successful run, the metrics of each stage
     that has some and the registry's decision."""
-    from framework.compiler import RECEIPT
+    from framework.registry.core import registry_path
+    from framework.registry.step import decision_path
     from framework.spec import REGISTER_STAGE
 
     counts = [(s, sum(r.status == s for r in result.stages))
@@ -211,7 +267,8 @@ def print_summary(out: Any, spec: Any, result: Any) -> None:
             out.print(f"    {name:<{width}}  {shown:>10}")
     if spec.registration is not None and any(r.name == REGISTER_STAGE and r.status == "ran"
                                              for r in result.stages):
-        print_decision(out, spec.root / RECEIPT)
+        registry = registry_path(project_dir=spec.root)
+        print_decision(out, decision_path(registry, spec.registration.model_name))
 
 
 def print_decision(out: Any, receipt_path: Path) -> None:
@@ -223,6 +280,8 @@ def print_decision(out: Any, receipt_path: Path) -> None:
     verdict = {"promoted": "[green]promoted to champion[/]",
                "challenger": "[yellow]recorded as challenger[/]",
                "rejected": "[red]rejected by its gates[/]"}.get(receipt.get("status"), receipt.get("status"))
+    if receipt.get("unchanged"):
+        verdict = "[dim]unchanged[/] (the same model, metrics and params as before)"
     out.print(f"\n[bold]registry[/] {receipt['model']} v{receipt['version']}: {verdict}")
     gates = receipt.get("gates") or []
     width = max((len(g["metric"]) for g in gates), default=0)
@@ -234,7 +293,7 @@ def print_decision(out: Any, receipt_path: Path) -> None:
         if g.get("champion_version") is not None:
             rule += f" v{g['champion_version']} ({g['champion_value']:.4f})"
         elif "champion" in g["rule"]:
-            rule += " (no champion yet)"
+            rule += " (nothing to compare with: the first version)"
         out.print(f"    {mark}  {g['metric']:<{width}}  {value:>8}  {rule}")
     for reason in receipt.get("reasons", []):
         if not reason.startswith("gate failed"):

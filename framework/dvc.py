@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from framework.errors import RunError, UsageError
 
@@ -45,6 +46,7 @@ class ReproResult:
     returncode: int = 0
     stage_exit_code: int | None = None  # exit code of the failed stage's command, when known
     output: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: DVC was stopped
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,30 @@ def repro(root: Path, *targets: str, on_line: Callable[[str | None, str], None] 
     """
     ensure_repo(root)
     result = ReproResult()
+    proc = subprocess.Popen(dvc_command("repro", *targets), cwd=root, env=environment(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+    assert proc.stdout is not None
+    try:
+        _follow(proc, result, on_line, on_stage)
+    except KeyboardInterrupt:  # DVC got the Ctrl-C too (same process group): let it stop
+        result.interrupted = True
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if current_stage := next((s for s in result.stages if s.status == "running"), None):
+            current_stage.status = "failed"
+    result.returncode = proc.wait()
+    if result.interrupted and result.returncode == 0:
+        result.returncode = 130
+    return result
+
+
+def _follow(proc: subprocess.Popen[str], result: ReproResult,
+            on_line: Callable[[str | None, str], None] | None,
+            on_stage: Callable[[StageRun], None] | None) -> None:
+    """Read DVC's output: which stage runs, ends, is skipped or fails."""
+    assert proc.stdout is not None
     current: StageRun | None = None
     started = 0.0
 
@@ -101,9 +127,6 @@ def repro(root: Path, *targets: str, on_line: Callable[[str | None, str], None] 
                 on_stage(current)
             current = None
 
-    proc = subprocess.Popen(dvc_command("repro", *targets), cwd=root, env=environment(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
-    assert proc.stdout is not None
     for raw in proc.stdout:
         line = raw.rstrip("\n")
         now = time.perf_counter()
@@ -127,9 +150,9 @@ def repro(root: Path, *targets: str, on_line: Callable[[str | None, str], None] 
                 result.stage_exit_code = int(m["code"])
         if on_line and not any(p.match(line) for p in _NOISE):
             on_line(current.name if current is not None else None, line)
-    result.returncode = proc.wait()
+    if proc.wait() != 0 and current is not None and current.status == "running":
+        current.status = "failed"  # killed: DVC may say nothing more of it
     finish(time.perf_counter())
-    return result
 
 
 def status(root: Path) -> dict[str, list[str]]:
@@ -151,3 +174,87 @@ def status(root: Path) -> dict[str, list[str]]:
                         reasons.append(f"{kind}: {detail}")
         changed[name] = reasons
     return changed
+
+
+# -- putting the workspace back after a failed run --------------------------------------------
+
+@dataclass
+class Restoration:
+    """What :func:`restore` put back: paths restored, and paths it could not restore."""
+
+    restored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def uncached_outputs(root: Path) -> list[str]:
+    """The outputs ``dvc.yaml`` keeps out of DVC's cache (``cache: false``: metrics in git,
+    receipts): DVC cannot check them out, so they are kept aside before a run."""
+    found = []
+    for stage in (_read_yaml(root / "dvc.yaml").get("stages") or {}).values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind) or []:
+                if isinstance(entry, dict):
+                    for path, props in entry.items():
+                        if isinstance(props, dict) and props.get("cache") is False:
+                            found.append(str(path))
+    return found
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """The current bytes of the uncached outputs (small files: metrics, receipts)."""
+    out = {}
+    for rel in uncached_outputs(root):
+        try:
+            out[rel] = (root / rel).read_bytes()
+        except OSError:
+            continue
+    return out
+
+
+def _md5(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.md5(data).hexdigest()  # noqa: S324 - DVC's own content hash, not security
+
+
+def restore(root: Path, stages: list[str], kept: dict[str, bytes]) -> Restoration:
+    """Put back the outputs of ``stages`` (those that did not complete: DVC removed their outputs
+    before running them) as ``dvc.lock`` records them: cached outputs with ``dvc checkout``,
+    uncached ones from ``kept`` (:func:`snapshot`) when their bytes are those the lock names."""
+    result = Restoration()
+    lock = (_read_yaml(root / "dvc.lock").get("stages") or {})
+    recorded: dict[str, str | None] = {}
+    for name in stages:
+        for entry in (lock.get(name) or {}).get("outs") or []:
+            if isinstance(entry, dict) and "path" in entry:
+                recorded[str(entry["path"])] = entry.get("md5")
+    if not recorded:
+        return result
+    missing_before = {p for p in recorded if not (root / p).exists()}
+    targets = [name for name in stages if name in lock]
+    run(root, "checkout", *targets, check=False)
+    from framework.io import atomic_path
+
+    for path, md5 in recorded.items():
+        target = root / path
+        if target.exists() and (md5 is None or _md5(target.read_bytes()) == md5):
+            if path in missing_before:
+                result.restored.append(path)
+            continue
+        data = kept.get(path)
+        if data is not None and md5 is not None and _md5(data) == md5:
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
+            result.restored.append(path)
+        else:
+            result.missing.append(path)
+    return result

@@ -40,7 +40,7 @@ def test_run_rerun_and_change_one_param(dvc_project: Path) -> None:
     for name in sorted(METRICS):
         assert name in proc.stdout  # the summary shows the metrics
     assert "registry breast_cancer v1: promoted to champion" in proc.stdout
-    receipt = json.loads((root / "metrics/register.json").read_text())
+    receipt = json.loads((root / ".framework/registry/receipts/breast_cancer.json").read_text())
     assert (receipt["version"], receipt["promoted"]) == (1, True)
     assert (root / "plots/confusion.csv").read_text().startswith("actual,predicted")
     assert (root / "plots/roc.csv").read_text().startswith("fpr,tpr,threshold")
@@ -100,9 +100,72 @@ def test_schema_violation_stops_the_stage_and_loses_nothing(dvc_project: Path) -
     assert statuses(proc.stdout)["ingest"] == "failed"
     assert (root / "dvc.lock").read_bytes() == lock
     assert not list((root / "data").glob("*.tmp")) and not list((root / "data").glob(".*.tmp"))
-    assert not (root / "data/raw.parquet").exists()  # DVC removed it; nothing partial was written
-    run(root, "dvc", "checkout")  # the previous output comes back from DVC's cache
-    assert (root / "data/raw.parquet").exists()
+    # DVC removed the output before the stage ran; the previous one is back from its cache
+    assert "restored data/raw.parquet as dvc.lock records them: the workspace matches " \
+           "dvc.lock" in proc.stderr
+    assert outputs_match_lock(root) == []
+
+
+def outputs_match_lock(root: Path) -> list[str]:
+    """The outputs whose bytes are not those dvc.lock records (or that are missing)."""
+    import hashlib
+
+    wrong = []
+    for name, stage in yaml.safe_load((root / "dvc.lock").read_text())["stages"].items():
+        for out in stage.get("outs", []):
+            path = root / out["path"]
+            if not path.exists() or hashlib.md5(path.read_bytes()).hexdigest() != out["md5"]:
+                wrong.append(f"{name}: {out['path']}")
+    return wrong
+
+
+@pytest.mark.parametrize("break_it, stage", [
+    (lambda root: ["+model.l1_ratio=1"], "train"),  # scikit-learn refuses it when fitting
+    (lambda root: _require_a_metric(root), "evaluate"),  # its metrics break their schema
+], ids=["train", "evaluate"])
+def test_a_failed_stage_leaves_the_workspace_as_dvc_lock_records_it(dvc_project: Path,
+                                                                   break_it, stage) -> None:
+    root = dvc_project
+    run_cli(root, check=True)
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+    lock = (root / "dvc.lock").read_bytes()
+    overrides = break_it(root) or []
+    proc = run_cli(root, *overrides)
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    assert statuses(proc.stdout)[stage] == "failed"
+    assert (root / "dvc.lock").read_bytes() == lock
+    assert "the workspace matches dvc.lock" in proc.stderr
+    assert outputs_match_lock(root) == []
+    status = run(root, "git", "status", "--porcelain").stdout.splitlines()
+    assert not any("metrics/evaluate.json" in line for line in status)  # the git-tracked metrics
+
+
+def _require_a_metric(root: Path) -> list[str]:
+    path = root / "schemas/metrics.json"
+    schema = json.loads(path.read_text())
+    schema["required"] = [*schema.get("required", []), "brier"]
+    path.write_text(json.dumps(schema, indent=2))
+    return []
+
+
+def test_a_fresh_clones_first_run_leaves_git_status_clean(dvc_project: Path,
+                                                          tmp_path: Path) -> None:
+    """The same config on the same data gives the same bytes for every output DVC records:
+    the model (skops, canonical), the tables, the plots, the metrics and the register step's
+    receipt, so the committed dvc.lock is what a new clone produces."""
+    root = dvc_project
+    run_cli(root, check=True)
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    proc = run_cli(clone, check=True)
+    assert statuses(proc.stdout) == dict.fromkeys(STAGES, "ran")  # no cache in a new clone
+    assert "registry breast_cancer v1: promoted to champion" in proc.stdout  # its own registry
+    assert run(clone, "git", "status", "--porcelain").stdout == ""
+    # and a run with nothing changed registers nothing new
+    assert "registry" not in run_cli(clone, check=True).stdout.split("metrics")[-1]
 
 
 def test_ci_recipe_in_a_fresh_clone(dvc_project: Path, tmp_path: Path) -> None:
@@ -124,17 +187,63 @@ def test_ci_recipe_in_a_fresh_clone(dvc_project: Path, tmp_path: Path) -> None:
     assert set(json.loads((clone / "metrics/evaluate.json").read_text())) == METRICS
 
 
-def test_init_scaffolds_a_working_regression_project(tmp_path: Path) -> None:
+@pytest.mark.parametrize("template, model, metric, experiment", [
+    ("regression", "diabetes", "rmse", "tune_ridge"),
+    ("classification", "wine", "f1_macro", "tune_forest"),
+])
+def test_an_init_project_runs_the_whole_tour(tmp_path: Path, template: str, model: str,
+                                              metric: str, experiment: str) -> None:
+    """Every verb of the README's tour in a project made by init: run, rerun, sweep, sweep
+    show, DVC experiments, serve, schema."""
     root = tmp_path / "new"
     root.mkdir()
     run(root, "git", "init", "-q")
-    proc = run_cli(root, "init", check=True)
+    proc = run_cli(root, "init", "--template", template, check=True)
     assert "dvc init" in proc.stdout
     assert (root / "conf/config.yaml").is_file() and (root / "pipelines/stages.py").is_file()
+    assert (root / f"conf/experiment/{experiment}.yaml").is_file()
     assert (root / "dvc.yaml").is_file() and ".framework/" in (root / ".gitignore").read_text()
     proc = run_cli(root, check=True)
-    assert set(json.loads((root / "metrics/evaluate.json").read_text())) == {"rmse", "mae", "r2"}
-    assert "registry diabetes v1: promoted to champion" in proc.stdout
+    assert metric in json.loads((root / "metrics/evaluate.json").read_text())
+    assert f"registry {model} v1: promoted to champion" in proc.stdout
+    assert not (root / "outputs").exists() and not list(root.glob("*.log"))  # nothing unasked
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+
+    proc = run_cli(root, f"+experiment={experiment}", "--save-dvc-experiments", check=True)
+    assert "★" in proc.stdout and "sweep promote" in proc.stdout
+    assert not (root / "multirun").exists()
+    shown = json.loads(run_cli(root, "sweep", "show", "--json", check=True).stdout)
+    assert shown["winner"] is not None and all(t["status"] == "ok" for t in shown["trials"])
+    # trials are candidates (one may be the champion itself, registered before): no alias moved
+    assert {t["decision"] for t in shown["trials"]} <= {"candidate", "promoted"}
+    listing = json.loads(run_cli(root, "registry", "list", "--json", check=True).stdout)
+    assert listing["models"][0]["aliases"] == {"champion": 1}
+    assert "exp" in run(root, "dvc", "exp", "show", "--no-pager").stdout.lower()
+
+    import os
+    import signal
+    import urllib.request
+
+    import pandas as pd
+
+    proc = run_cli(root, "serve", f"{model}@champion", "--port", "0", "--detach", check=True)
+    url = proc.stdout.splitlines()[0].rsplit(" ", 1)[1]
+    pid = int(next((root / ".framework/serve").glob("*.pid")).read_text())
+    try:
+        target = yaml.safe_load((root / "params.yaml").read_text())["dataset"]["target"]
+        frame = pd.read_parquet(root / "data/test.parquet").drop(columns=[target]).head(3)
+        body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
+        request = urllib.request.Request(f"{url}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        predictions = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        assert len(predictions["predictions"]) == 3
+    finally:
+        os.kill(pid, signal.SIGINT)
+    run_cli(root, "schema", "infer", "data/raw.parquet", "-o", "schemas/inferred.json",
+            check=True)
+    assert run_cli(root, "schema", "check", "data/raw.parquet",
+                   "schemas/features.json").returncode == 0
     proc = run_cli(root, "model=random_forest", check=True)
     assert "train" in proc.stdout
     again = run_cli(root, "init")
