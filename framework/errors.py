@@ -69,7 +69,70 @@ class RunError(FrameworkError):
     """A failure of the run itself (a stage crashed, ``dvc`` failed)."""
 
 
+class StageFunctionError(RunError):
+    """A user's stage function raised: the message names the stage and shows the user's own
+    frames (file, line, code); the framework's frames only when verbose."""
+
+    def __init__(self, stage: str, run: str, exc: BaseException) -> None:
+        self.stage = stage
+        self.original = exc
+        super().__init__(f"stage '{stage}': {run} raised {user_traceback(exc)}")
+
+
+#: Environment variables that ask for the framework's own frames in errors.
+VERBOSE_ENV = ("FRAMEWORK_VERBOSE", "HYDRA_FULL_ERROR")
+
+
+def verbose() -> bool:
+    import os
+
+    return any(os.environ.get(name) not in (None, "", "0") for name in VERBOSE_ENV)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """``Type: message`` and the frames of the user's code (with the frame that raised, when it
+    is a library's); every frame when verbose (``--verbose`` or ``HYDRA_FULL_ERROR=1``)."""
+    import os
+    import traceback
+
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    frames = traceback.extract_tb(exc.__traceback__)
+    if verbose():
+        shown = list(frames)
+        note = ""
+    else:
+        framework_dir = os.path.dirname(os.path.abspath(__file__))
+        cwd = os.getcwd()
+
+        def is_user(frame: traceback.FrameSummary) -> bool:
+            path = os.path.abspath(frame.filename)
+            return (path.startswith(cwd + os.sep) and not path.startswith(framework_dir)
+                    and "site-packages" not in path)
+
+        shown = [f for f in frames if is_user(f)]
+        if frames and frames[-1] not in shown:
+            shown.append(frames[-1])  # where it was raised, in a library
+        hidden = len(frames) - len(shown)
+        note = (f"\n  ({hidden} frame(s) of the framework and libraries hidden: run with "
+                "--verbose or HYDRA_FULL_ERROR=1 to see them)" if hidden else "")
+    lines = []
+    for frame in shown:
+        where = os.path.relpath(frame.filename) if os.path.isabs(frame.filename) else \
+            frame.filename
+        lines.append(f'  File "{where}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    body = "\n".join(lines)
+    return head + (f"\n{body}" if body else "") + note
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """Return ``"did you mean 'x'?"`` for the closest candidate, or None when none is close."""
-    close = difflib.get_close_matches(str(name), sorted(set(map(str, candidates))), n=1, cutoff=0.6)
+    """Return ``"did you mean 'x'?"`` for the closest candidate (case aside when nothing else
+    is close), or None when none is close."""
+    names = sorted(set(map(str, candidates)))
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    if not close:
+        folded = {n.lower(): n for n in names}
+        found = difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=0.6)
+        close = [folded[found[0]]] if found else []
     return f"did you mean '{close[0]}'?" if close else None

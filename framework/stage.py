@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from framework import io
-from framework.errors import RunError, SchemaViolation, UsageError, UserError
+from framework.errors import (FrameworkError, RunError, SchemaViolation, StageFunctionError,
+                              UsageError, UserError)
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,15 @@ def schema_file(path: Path, compiled: bool) -> Any:
     return _SCHEMAS[key]
 
 
+def _number_columns(call: StageCall, name: str, root: Path) -> list[str]:
+    """The numeric columns an input's schema declares (for reading CSV; see io.read_table)."""
+    if name not in call.schemas or io.kind_of(call.ins[name]) != "table":
+        return []
+    from framework.schema import number_columns
+
+    return number_columns(schema_file(root / call.schemas[name], compiled=False))
+
+
 def _check_table(df: Any, schema_path: Path, what: str) -> None:
     from framework.schema import validate
 
@@ -230,7 +240,12 @@ def execute(call: StageCall, params: dict[str, Any], inputs: dict[str, Any],
                          f"stage '{call.name}', input '{name}' ({path})")
         kwargs[name] = value
 
-    result = fn(**kwargs)
+    try:
+        result = fn(**kwargs)
+    except (KeyboardInterrupt, FrameworkError):
+        raise
+    except Exception as exc:  # the user's code: their frames, the stage named
+        raise StageFunctionError(call.name, call.run, exc) from exc
 
     expected = {**call.outs, **call.plots, **({"metrics": call.metrics} if call.metrics else {})}
     if not isinstance(result, Mapping):
@@ -264,7 +279,8 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
     remove_leftovers(call, root)
     t0 = time.perf_counter()
     params = load_params(root, call.params)
-    inputs = {name: io.read(root / path) for name, path in call.ins.items()}
+    inputs = {name: io.read(root / path, numbers=_number_columns(call, name, root))
+              for name, path in call.ins.items()}
     t1 = time.perf_counter()
     outputs = execute(call, params, inputs, root)
     t2 = time.perf_counter()

@@ -188,3 +188,50 @@ def test_a_hostile_model_input_is_refused_before_anything_runs(stage_project: Pa
     assert proc.returncode == 2, proc.stderr
     assert "refusing" in proc.stderr and "numpy.testing._private.utils.runstring" in proc.stderr
     assert not marker.exists()
+
+
+RAISES = '''
+def helper(rows):
+    return rows[0]["missing"]
+
+def broken(*, rows):
+    return {"table": helper(rows)}
+'''
+
+
+def test_an_error_in_a_stage_function_shows_the_users_frames(stage_project: Path) -> None:
+    (stage_project / "steps/broken.py").write_text(RAISES)
+    params(stage_project, [{"age": 3, "city": "a"}])
+    args = ["stage", "broken", "--run", "steps.broken.broken", "--params", "rows",
+            "--out", "table=data/out.parquet"]
+    proc = run_cli(stage_project, *args)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert err.startswith("error: stage 'broken': steps.broken.broken raised KeyError: 'missing'")
+    assert 'File "steps/broken.py", line 6, in broken' in err
+    assert 'File "steps/broken.py", line 3, in helper' in err
+    assert "framework/stage.py" not in err and "Traceback" not in err
+    assert "hidden: run with --verbose or HYDRA_FULL_ERROR=1" in err
+    import os
+
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    import subprocess
+    import sys
+
+    full = subprocess.run([sys.executable, "-m", "framework", *args], cwd=stage_project,
+                          env=env, capture_output=True, text=True)
+    assert "framework/stage.py" in full.stderr and "hidden" not in full.stderr
+
+
+def test_one_bad_cell_in_a_numeric_csv_column_is_one_row(stage_project: Path) -> None:
+    rows = [f"{i},a" for i in range(178)]
+    rows[17] = "seventeen,a"
+    (stage_project / "data").mkdir()
+    (stage_project / "data/in.csv").write_text("age,city\n" + "\n".join(rows) + "\n")
+    params(stage_project, [])
+    proc = run_cli(stage_project, "stage", "copy", "--run", "steps.table.copy",
+                   "--in", "table=data/in.csv", "--out", "table=data/out.parquet",
+                   "--metrics", "metrics.json", "--schema", "table=table.json")
+    assert proc.returncode == 2, proc.stderr
+    assert "'age'  type \"integer\"  1 row  (rows 17: \"seventeen\")" in proc.stderr
+    assert 'type "integer"  178 rows' not in proc.stderr  # what pandas' text column gave
