@@ -2,12 +2,14 @@
 
 Plain functions: data and params in, outputs by name out. They know nothing of DVC, Hydra or
 files; the stage runner loads, checks and writes. Estimators arrive already built from config.
+The plain params blocks are typed (``Dataset``, ``SplitParams``): ``compile`` checks the config
+against them (an unknown key, a missing one, a wrong type is a config error naming the file).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,21 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 
 
-def ingest(dataset: dict[str, Any]) -> dict[str, pd.DataFrame]:
+class Dataset(TypedDict):
+    """A dataset that ships with scikit-learn (``conf/dataset/*.yaml``)."""
+
+    loader: str  # e.g. sklearn.datasets.load_breast_cancer
+    target: str  # the name of the target column
+
+
+class SplitParams(TypedDict):
+    """How the test set is held out (``split:`` in ``conf/config.yaml``)."""
+
+    test_size: float
+    stratify: bool
+
+
+def ingest(dataset: Dataset) -> dict[str, pd.DataFrame]:
     """Load a dataset that ships with scikit-learn as one table (features + target column)."""
     module_name, _, func = dataset["loader"].rpartition(".")
     bunch = getattr(importlib.import_module(module_name), func)(as_frame=True)
@@ -27,7 +43,8 @@ def ingest(dataset: dict[str, Any]) -> dict[str, pd.DataFrame]:
     return {"raw": frame}
 
 
-def split(raw: pd.DataFrame, *, split: dict[str, Any], seed: int, target: str) -> dict[str, pd.DataFrame]:
+def split(raw: pd.DataFrame, *, split: SplitParams, seed: int,
+          target: str) -> dict[str, pd.DataFrame]:
     """Hold out a test set, stratified on the target when asked."""
     train, test = train_test_split(raw, test_size=split["test_size"], random_state=seed,
                                    stratify=raw[target] if split.get("stratify") else None)

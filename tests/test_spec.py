@@ -94,6 +94,23 @@ BAD_CONFIGS = [
      r"registry.primary_metric: 'auc' is not a metric of stage 'evaluate'.*did you mean 'roc_auc'"),
     ("two-producers", [(PIPELINE, "test: {path: data/test.parquet", "test: {path: data/raw.parquet")], [],
      r"'data/raw.parquet' is written by both stage 'ingest' and stage 'split'"),
+    ("typed-block-unknown-key", [("conf/config.yaml", "  stratify: true", "  stratfy: true")], [],
+     r"conf/config.yaml: split.stratfy: unknown key 'stratfy'; SplitParams has test_size, "
+     r"stratify \(the 'split' argument of pipelines.tabular.split\).*did you mean 'stratify'"),
+    ("typed-block-missing-key", [("conf/config.yaml", "  stratify: true\n", "")], [],
+     r"conf/config.yaml: split.stratify: missing: SplitParams requires it"),
+    ("typed-block-wrong-type", [], ["split.stratify=maybe"],
+     r"command line override 'split.stratify=maybe': split.stratify: 'maybe' is a string; "
+     r"expected a boolean"),
+    ("typed-block-in-group-file", [("conf/dataset/breast_cancer.yaml", "loader:", "loadr:")], [],
+     r"conf/dataset/breast_cancer.yaml: dataset.loadr: unknown key 'loadr'.*did you mean "
+     r"'loader'"),
+    ("range-on-a-missing-leaf", [("conf/config.yaml", "split.test_size: {min", "split.tst_size: {min")],
+     [], r"conf/config.yaml: ranges.split.tst_size: 'split' has no key 'tst_size', so this range "
+         r"never applies.*did you mean 'test_size'"),
+    ("range-no-option-has", [("conf/config.yaml", "model.max_iter: {min", "model.max_itr: {min")],
+     [], r"ranges.model.max_itr: no option of 'model' has an argument 'max_itr'.*did you mean "
+         r"'max_iter'"),
 ]
 
 
@@ -109,6 +126,65 @@ def test_bad_config_is_refused_with_file_and_key(project: Path, edits, overrides
 def test_default_config_compiles(project: Path) -> None:
     compiled = compile_project(project, [])
     assert set(compiled.files) == {"dvc.yaml", "params.yaml"}
+
+
+SHAPES = '''
+from dataclasses import dataclass, field
+from typing import Literal, NotRequired, Optional, TypedDict
+
+class Base(TypedDict):
+    name: str
+
+class Options(Base, total=False):
+    level: Literal["low", "high"]
+    weights: list[float]
+    limit: Optional[int]
+    tags: dict[str, str]
+
+@dataclass
+class Window:
+    size: int
+    step: int = 1
+    labels: list[str] = field(default_factory=list)
+
+class Either(TypedDict):
+    value: int | str
+    note: NotRequired[str]
+
+def f(*, options: Options, window: Window, either: Either, anything: "dict", seed: int): ...
+'''
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("options", {"name": "a", "level": "low", "weights": [1, 2.5], "limit": None}, None),
+    ("options", {"level": "low"}, "options.name: missing: Options requires it"),
+    ("options", {"name": "a", "level": "mid"}, "options.level: 'mid' is not one of 'low', 'high'"),
+    ("options", {"name": "a", "weights": [1, "x"]}, "options.weights[1]: 'x' is a string; "
+                                                     "expected a number"),
+    ("options", {"name": "a", "limit": 1.5}, "options.limit: 1.5 is a number; expected an int or "
+                                             "null"),
+    ("options", {"name": "a", "tags": {"k": 3}}, "options.tags.k: 3 is an int; expected a string"),
+    ("window", {"size": 3}, None),
+    ("window", {"step": 2}, "window.size: missing: Window requires it"),
+    ("window", {"size": 3, "strid": 2}, "window.strid: unknown key 'strid'; Window has size, "
+                                        "step, labels"),
+    ("either", {"value": "x"}, None),
+    ("either", {"value": [1]}, "either.value: [1] is a list; expected an int or a string"),
+    ("anything", {"whatever": 1}, None),
+    ("seed", True, "seed: True is a boolean; expected an int"),
+    ("window", {"_target_": "x.Y", "size": "not checked"}, None),
+], ids=lambda v: str(v)[:30])
+def test_declared_shapes_are_checked(argument: str, value: object, message: str | None) -> None:
+    import ast
+
+    from framework.shapes import Module, check
+
+    shape = Module(ast.parse(SHAPES)).parameters("f")[argument]
+    found = check(value, shape, argument)
+    if message is None:
+        assert found is None, found
+    else:
+        assert found is not None and f"{found.key}: {found.message}" == message
 
 
 def test_range_that_does_not_apply_is_ignored(project: Path) -> None:
