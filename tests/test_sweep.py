@@ -259,5 +259,26 @@ def test_a_killed_sweeps_temporary_files_are_removed_and_one_run_at_a_time(
         assert holder.stdout is not None
         holder.stdout.close()
     proc = run_cli(project, "-m", "model.C=0.1,1", check=True)  # resumes: both trials recorded
-    assert "2 recorded earlier" in proc.stdout
+    assert "all 2 trials were recorded earlier: nothing ran" in proc.stdout
     assert not leftover.exists()
+
+
+def test_a_sweep_never_moves_the_champion_and_promote_gates_its_winner(
+        dvc_project: Path) -> None:
+    project = dvc_project
+    run_cli(project, "model.C=0.01", check=True)  # a weak champion, v1
+    run_cli(project, "-m", "model.C=0.1,0.3", check=True)
+    listing = json.loads(run_cli(project, "registry", "list", "--json", check=True).stdout)
+    (model,) = listing["models"]
+    assert model["aliases"] == {"champion": 1}  # the trials beat it; they are only candidates
+    assert [v["status"] for v in model["versions"]][1:] == ["candidate", "candidate"]
+    data = show(project)
+    best = next(t for t in data["trials"] if t["index"] == data["winner"])
+    proc = run_cli(project, "sweep", "promote", check=True)
+    assert f"running the winner of {data['sweep']['id']}: python -m framework " \
+           f"{best['overrides'][0]}" in proc.stdout
+    # the winner's run trains the same bytes as its trial: that version is judged, not a new one
+    assert f"registry breast_cancer v{best['version']}: promoted to champion" in proc.stdout
+    listing = json.loads(run_cli(project, "registry", "list", "--json", check=True).stdout)
+    assert listing["models"][0]["aliases"] == {"champion": best["version"]}
+    assert len(listing["models"][0]["versions"]) == 3

@@ -203,3 +203,58 @@ def _last_per_key(changes: list[Change]) -> list[Change]:
         seen[(change.file, change.key)] = Change(change.file, change.key,
                                                  first.old if first else change.old, change.new)
     return list(seen.values())
+
+
+def winner_overrides(store: SweepStore) -> list[str]:
+    """Hydra overrides that make the current ``conf/`` compose exactly the winner's params
+    (its config group options, then each value that differs), checked by composing them.
+
+    ``sweep promote`` runs the pipeline with them: the winner is trained, evaluated, gated and
+    registered like any run, and ``conf/`` stays as it is.
+    """
+    from framework.config import compose
+    from framework.spec import RESERVED_KEYS
+
+    meta = store.meta()
+    best = winner(store.results(), meta.get("primary_metric"), meta.get("direction", "maximize"))
+    if best is None:
+        raise UsageError(f"sweep {store.sweep_id} has no winner: no trial finished and passed "
+                         "its gates")
+    root = store.root
+    target = _normal(best.params)
+    _, choices = _params(root)
+    overrides = [f"{group}={option}" for group, option in sorted(best.choices.items())
+                 if group not in _GROUPS_NOT_DEFAULTS and not group.startswith("hydra")
+                 and option is not None and choices.get(group) != option]
+    for _ in range(3):  # values may depend on each other through interpolations
+        data, _ = compose(root, overrides)
+        have = _flatten(_normal({k: v for k, v in data.items() if k not in RESERVED_KEYS}))
+        want = _flatten(target)
+        diff = sorted(k for k in set(have) | set(want) if have.get(k, _NONE) != want.get(k, _NONE))
+        if not diff:
+            return overrides
+        for key in diff:
+            overrides = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != key]
+            if key not in want:
+                overrides.append(f"~{key}")
+            else:
+                overrides.append(f"{'' if key in have else '+'}{key}={_hydra_value(want[key])}")
+    raise UsageError(f"cannot express the winner of {store.sweep_id} as overrides of conf/ "
+                     f"(still different: {', '.join(diff[:8])})")
+
+
+def _hydra_value(value: Any) -> str:
+    """A value in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+    return str(value)

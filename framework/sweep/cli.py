@@ -1,4 +1,10 @@
-"""``python -m framework sweep show|list|apply``: look at sweeps and adopt a winner."""
+"""``python -m framework sweep show|list|apply|promote``: look at sweeps and adopt a winner.
+
+A sweep never moves an alias: its trials are registered as ``candidate`` versions. Its winner
+(the best trial among those that pass their own gates) becomes champion only through ``sweep
+apply`` and a run, or ``sweep promote``, which runs the pipeline with the winner's values (conf/
+unchanged) and registers and gates it like any run, against the champion on the same test set.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +58,9 @@ def print_table(store: SweepStore, out: Any, *, limit: int | None = None) -> Non
     if best is not None:
         out.print(f"winner: trial {best.index} ({' '.join(best.overrides) or 'defaults'}), "
                   f"{metric} {best.value(metric):.4f}, registry v{best.version} ({best.decision})")
-        out.print(f"adopt it: python -m framework sweep apply {store.sweep_id}")
+        out.print(f"promote it (gated against the champion): python -m framework sweep promote "
+                  f"{store.sweep_id}; or write it into conf/: python -m framework sweep apply "
+                  f"{store.sweep_id}")
     else:
         out.print("no trial passed its gates: no winner")
 
@@ -68,6 +76,9 @@ def main(argv: list[str]) -> int:
     apply = sub.add_parser("apply", help="write the winner's values into conf/ and recompile")
     apply.add_argument("sweep_id", nargs="?")
     apply.add_argument("--dry-run", action="store_true", help="say what would change, write nothing")
+    promote = sub.add_parser("promote", help="run the pipeline with the winner's values and "
+                                             "register it like any run (conf/ unchanged)")
+    promote.add_argument("sweep_id", nargs="?")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -91,6 +102,19 @@ def main(argv: list[str]) -> int:
         else:
             print_table(store, out)
         return 0
+
+    if args.command == "promote":
+        from framework.app import run_app
+        from framework.sweep.apply import winner_overrides
+
+        overrides = winner_overrides(store)
+        out.print(f"running the winner of {store.sweep_id}: python -m framework "
+                  f"{' '.join(overrides) or '(conf/ as it is)'}")
+        code = run_app(overrides)
+        if code == 0:
+            out.print("conf/ is unchanged: `python -m framework sweep apply` writes these values "
+                      "into it")
+        return code
 
     from framework.sweep.apply import apply_winner
 

@@ -31,7 +31,6 @@ import os
 import pickle
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import ConfigError, FrameworkError
+from framework.registry.gates import CHAMPION_RULES
 from framework.spec import ConfigSource, PipelineSpec, build_spec, check_ranges
 from framework.sweep.store import SweepStore, TrialResult, trial_key, winner
 
@@ -455,7 +455,8 @@ def _run_shared(trials: Sequence[Trial]) -> None:
                 break
         else:
             params = {p.rsplit(".", 1)[-1]: lookup(first.spec.params, p) for p in stage.params}
-            _MEMO[key] = execute(StageCall.from_stage(stage), params, inputs, root)
+            _MEMO[key] = _stored(stage, execute(StageCall.from_stage(stage), params, inputs,
+                                                root))
             ran.append(stage.name)
     if ran:
         _report(f"shared stages ran once for the sweep: {', '.join(ran)} "
@@ -472,6 +473,17 @@ def _write_shared(trials: Sequence[Trial], folder: Path) -> None:
         outputs = _MEMO.get(first.keys[stage.name])
         if outputs is not None:
             write_outputs(StageCall.from_stage(stage), outputs, folder)
+
+
+def _stored(stage: Any, outputs: dict[str, Any]) -> dict[str, Any]:
+    """A stage's table outputs as the next stage would read them from their files under
+    ``dvc repro`` (:func:`framework.io.as_stored`): a trial then fits exactly what a run fits,
+    to the byte of its model."""
+    from framework import io
+
+    paths = {o.name: o.path for o in stage.outs}
+    return {name: io.as_stored(paths[name], value) if name in paths else value
+            for name, value in outputs.items()}
 
 
 def _canonical(override: Any) -> str:
@@ -615,7 +627,8 @@ def run_stages(task: TrialTask) -> TrialOutcome:
                           else _copy(values[(i.stage, i.output)]) if i.stage not in own
                           else values[(i.stage, i.output)] for i in stage.ins}
                 params = {p.rsplit(".", 1)[-1]: lookup(spec.params, p) for p in stage.params}
-                outputs = execute(StageCall.from_stage(stage), params, inputs, root)
+                outputs = _stored(stage, execute(StageCall.from_stage(stage), params, inputs,
+                                                 root))
                 own[stage.name] = outputs
             values.update({(stage.name, name): value for name, value in outputs.items()})
         reg = spec.registration
@@ -671,14 +684,17 @@ def register_trial(outcome: TrialOutcome) -> TrialResult:
     if outcome.error is None and outcome.model_path is not None:
         try:
             assert outcome.metrics is not None
-            registration = _register(task, Path(outcome.model_path), outcome.metrics)
+            registration, receipt = _register(task, Path(outcome.model_path), outcome.metrics)
             if task.workspace:
-                io.write(Path(task.trial_dir) / WORKSPACE_DIR / RECEIPT, registration.receipt())
+                io.write(Path(task.trial_dir) / WORKSPACE_DIR / RECEIPT, receipt)
             base.status = "ok"
             base.metrics = outcome.metrics
             base.version = registration.version.version
             base.decision = registration.version.status
-            base.gates_passed = all(v.passed for v in registration.verdicts)
+            # the gates a trial can pass on its own; beating the champion is judged when the
+            # winner is promoted (sweep promote, or sweep apply and a run)
+            base.gates_passed = all(v.passed for v in registration.verdicts
+                                    if v.rule not in CHAMPION_RULES)
         except Exception as exc:
             base.error = _error_text(exc)
     base.duration = round(outcome.seconds + time.perf_counter() - t0, 4)
@@ -688,10 +704,13 @@ def register_trial(outcome: TrialOutcome) -> TrialResult:
 
 def _error_text(exc: Exception) -> str:
     """What a trial's record says of the error that stopped it: the message of the framework's
-    own errors, the type, message and last frames of anything else (a bug in a stage function)."""
+    own errors (a stage function's error names the stage and shows the user's frames), the
+    type, message and frames of anything else."""
     if isinstance(exc, FrameworkError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+    from framework.errors import user_traceback
+
+    return user_traceback(exc)
 
 
 def _copy(value: Any) -> Any:
@@ -702,9 +721,12 @@ def _copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any:
+def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> tuple[Any, Any]:
+    """Record the trial as a ``candidate`` version: judged, never promoted (a sweep never moves
+    an alias). Returns the registration and the receipt ``dvc repro`` would write."""
     from framework.registry import open_registry
     from framework.registry.artifacts import sha256_file
+    from framework.registry.step import dvc_receipt
 
     spec = task.trial.spec
     reg = spec.registration
@@ -716,9 +738,12 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> Any
         "training_data": task.trial.keys[reg.model.stage],
     }}
     with open_registry(spec.root / cfg.get("path", ".framework/registry")) as registry:
-        return registry.register(
+        registration = registry.register(
             reg.model_name, model_path, metrics=metrics, params=spec.params, input_schema=schema,
             target=cfg.get("target"), gates=list(reg.gates), primary_metric=reg.primary_metric,
             direction=reg.direction, lineage=lineage, sweep_id=task.sweep_id,
             tags={"sweep": task.sweep_id, "trial": str(task.trial.index),
-                  "overrides": " ".join(task.trial.swept)})
+                  "overrides": " ".join(task.trial.swept)}, promote=False)
+    schema_sha = hashlib.sha256((spec.root / reg.input_schema).read_bytes()).hexdigest()
+    return registration, dvc_receipt(registration, schema_sha256=schema_sha,
+                                     registry=str(cfg.get("path", ".framework/registry")))

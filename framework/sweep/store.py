@@ -42,8 +42,8 @@ class TrialResult:
     choices: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     version: int | None = None  # the registry version this trial produced
-    decision: str | None = None  # promoted / challenger / rejected
-    gates_passed: bool | None = None
+    decision: str | None = None  # the registry's status of its version: candidate
+    gates_passed: bool | None = None  # every gate that does not compare with a champion
     finished_at: str | None = None
 
     @property
@@ -173,19 +173,24 @@ def open_sweep(root: Path, sweep_id: str | None = None) -> SweepStore:
 
 
 def ranked(results: Iterable[TrialResult], metric: str | None, direction: str) -> list[TrialResult]:
-    """Trials best first on ``metric``; failed trials and trials without the metric last."""
+    """Trials best first on ``metric``, those that pass their gates before those that do not on
+    a tie; failed trials and trials without the metric last."""
     results = list(results)
     sign = -1.0 if direction == "maximize" else 1.0
 
-    def order(r: TrialResult) -> tuple[int, float, int]:
+    def order(r: TrialResult) -> tuple[int, float, bool, int]:
         value = r.value(metric)
-        return (0, sign * value, r.index) if value is not None else (1, 0.0, r.index)
+        if value is None:
+            return (1, 0.0, True, r.index)
+        return (0, sign * value, r.gates_passed is False, r.index)
 
     return sorted(results, key=order)
 
 
 def winner(results: Iterable[TrialResult], metric: str | None, direction: str) -> TrialResult | None:
-    """The best trial on the primary metric among those that passed every gate."""
+    """The best trial on the primary metric among those that pass their gates (the gates that
+    do not compare with a champion: whether the winner beats the champion is decided when it is
+    promoted)."""
     for r in ranked(results, metric, direction):
         if r.value(metric) is not None and r.gates_passed is not False:
             return r

@@ -24,7 +24,6 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import OmegaConf
 
 
 @dataclass
@@ -81,10 +80,8 @@ class FrameworkSweeper(Sweeper):
         return [list(job) for job in itertools.product(*axes.values())]
 
     def sweep(self, arguments: List[str]) -> Any:
+        # the sweep's record lives in the framework's sweep store, not in hydra.sweep.dir
         jobs = self.grid(arguments)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         size = self.max_batch_size or len(jobs)
         returns = []
         for start in range(0, len(jobs), size):
@@ -105,7 +102,6 @@ class FrameworkLauncher(Launcher):
         from framework.errors import FrameworkError
         from framework.sweep import engine
 
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         try:
             if self.session is None:
                 sweep_cfg = self.config.get("sweep") or {}
