@@ -36,7 +36,7 @@ verbs:
   compile [--check]     write dvc.yaml and params.yaml from conf/ (--check: fail if stale)
   status                which stages dvc repro would rerun
   init [PATH]           scaffold a project: conf/, pipelines/, schemas/
-  registry ...          list, show, compare, history, promote registered models
+  registry ...          list, show, compare, history, promote, archive, gc
   sweep ...             show, list, apply recorded sweeps
   serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST
   schema ...            infer, check, describe table schemas
@@ -63,10 +63,24 @@ def run_verb(verb: str, argv: list[str]) -> int:
         return 130
 
 
+def _looks_like_a_verb(word: str) -> bool:
+    """A bare word (no ``=``, no flag, no ``+``/``~``), as a verb is and an override is not."""
+    return bool(word) and word.isidentifier()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in VERBS:
         return run_verb(args[0], args[1:])
+    if args and _looks_like_a_verb(args[0]):
+        from framework.errors import UsageError, did_you_mean
+
+        hint = did_you_mean(args[0], VERBS)
+        error = UsageError(f"unknown verb {args[0]!r}" + (f"; {hint}" if hint else "")
+                           + f" (verbs: {', '.join(sorted(VERBS))}; Hydra overrides are "
+                             "key=value)")
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     if args[:1] in (["--help"], ["-h"]):
         print(USAGE)
     from framework.app import run_app

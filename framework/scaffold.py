@@ -14,7 +14,12 @@ from pathlib import Path
 
 from framework.errors import RunError, UsageError
 
-TEMPLATES = ("regression",)
+#: Each template: a complete project on a dataset that ships with scikit-learn.
+TEMPLATES = {
+    "regression": "diabetes progression, ridge or random forest, rmse and r2 (the default)",
+    "classification": "wine cultivars (3 classes), logistic regression or random forest, "
+                      "accuracy and macro f1",
+}
 GITIGNORE_LINES = ("# Hydra run folders", "outputs/", "multirun/",
                    "# the framework's local state (caches, sweep records, registry)", ".framework/",
                    "# the registry step's receipt names a version of the local registry",
@@ -24,7 +29,11 @@ GITIGNORE_LINES = ("# Hydra run folders", "outputs/", "multirun/",
 def scaffold(root: Path, template: str = "regression") -> list[str]:
     """Copy a template into ``root`` (which must not hold a project yet); return the files written."""
     if template not in TEMPLATES:
-        raise UsageError(f"unknown template '{template}'; available: {', '.join(TEMPLATES)}")
+        from framework.errors import did_you_mean
+
+        hint = did_you_mean(template, TEMPLATES)
+        raise UsageError(f"unknown template '{template}'" + (f"; {hint}" if hint else "")
+                         + f" (templates: {', '.join(TEMPLATES)})")
     source = resources.files("framework") / "templates" / template
     files = sorted(_walk(source))
     clashes = [rel for rel, _ in files if (root / rel).exists()]
@@ -82,11 +91,16 @@ def ensure_git_and_dvc(root: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    listing = "\n".join(f"  {name:<16}{about}" for name, about in TEMPLATES.items())
     parser = argparse.ArgumentParser(
         prog="python -m framework init",
-        description="Scaffold a working pipeline project (conf/, pipelines/, schemas/) in a folder.")
+        description="Scaffold a working pipeline project (conf/, pipelines/, schemas/) in a "
+                    "folder: every verb of the README's tour works in it (runs, sweeps, "
+                    "serving, schemas).",
+        epilog=f"templates:\n{listing}", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", nargs="?", default=".", help="project folder (default: here)")
-    parser.add_argument("--template", default="regression", choices=TEMPLATES)
+    parser.add_argument("--template", default="regression", metavar="NAME",
+                        help=f"one of {', '.join(TEMPLATES)} (default: regression)")
     args = parser.parse_args(argv)
     root = Path(args.path).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL,
                    help="seconds between checks of the alias (default 1; 0: do not follow)")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background: return once the server answers, with its pid "
+                        "(in .framework/serve/PORT.pid) and its log file")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     return p
@@ -80,10 +83,59 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"serve: --port must be between 0 and 65535, found {args.port}")
     args.limits = limits_of(args)
     args.trusted = trusted_of(args)
+    if args.detach:
+        return _detach([a for a in argv if a != "--detach"], args)
     _configure_logging(args.log_level, args.access_log)
     if args.workers == 1:
         return _serve_one(args)
     return _serve_many(args)
+
+
+#: Where detached servers keep their pid files and logs.
+DETACHED_DIR = os.path.join(".framework", "serve")
+_DETACH_TIMEOUT = 120.0
+
+
+def _detach(argv: list[str], args: argparse.Namespace) -> int:
+    """Start ``serve ARGV`` in a session of its own, its output in a log file; return when it is
+    ready (its ready line printed, with its pid) or when it failed (its error, its exit code)."""
+    import subprocess
+    import uuid
+
+    folder = os.path.abspath(DETACHED_DIR)
+    os.makedirs(folder, exist_ok=True)
+    log_path = os.path.join(folder, f"starting-{uuid.uuid4().hex}.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "framework", "serve", *argv],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ,
+                                                             "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + _DETACH_TIMEOUT
+    ready = None
+    while time.monotonic() < deadline:
+        with open(log_path) as log:
+            ready = next((line.strip() for line in log if line.startswith("serving ")), None)
+        if ready or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if not ready:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        with open(log_path) as log:
+            print(log.read().rstrip(), file=sys.stderr)
+        os.unlink(log_path)
+        return proc.returncode or 1
+    port = ready.rsplit(":", 1)[-1]
+    final = os.path.join(folder, f"{port}.log")
+    os.replace(log_path, final)
+    with open(os.path.join(folder, f"{port}.pid"), "w") as pid_file:
+        pid_file.write(f"{proc.pid}\n")
+    shown = os.path.relpath(folder)
+    print(ready)
+    print(f"in the background: pid {proc.pid} ({shown}/{port}.pid), log {shown}/{port}.log; "
+          f"stop it with: kill $(cat {shown}/{port}.pid)")
+    return 0
 
 
 def limits_of(args: argparse.Namespace) -> Limits:

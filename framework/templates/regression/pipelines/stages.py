@@ -1,33 +1,60 @@
-"""Stage functions of this project: plain functions, data and params in, outputs by name out."""
+"""Stage functions of this project: plain functions, data and params in, outputs by name out.
+
+The params blocks are typed (``Dataset``, ``SplitParams``, ``Preprocess``): ``compile`` checks
+the config against these types, so a typo in ``conf/`` is a config error naming the file and the
+key, before anything runs.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import pandas as pd
 from sklearn import metrics
 from sklearn.base import RegressorMixin
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 
-def ingest(dataset: dict[str, Any]) -> dict[str, pd.DataFrame]:
+class Dataset(TypedDict):
+    loader: str  # a loader of sklearn.datasets, e.g. sklearn.datasets.load_diabetes
+    target: str  # the name of the target column
+
+
+class SplitParams(TypedDict):
+    test_size: float
+
+
+class Preprocess(TypedDict):
+    impute: Literal["mean", "median", "most_frequent"]
+    scale: bool
+
+
+def ingest(dataset: Dataset) -> dict[str, pd.DataFrame]:
     module_name, _, func = dataset["loader"].rpartition(".")
     frame = getattr(importlib.import_module(module_name), func)(as_frame=True).frame
     return {"raw": frame.rename(columns={"target": dataset["target"]})}
 
 
-def split(raw: pd.DataFrame, *, split: dict[str, Any], seed: int) -> dict[str, pd.DataFrame]:
+def split(raw: pd.DataFrame, *, split: SplitParams, seed: int) -> dict[str, pd.DataFrame]:
     train, test = train_test_split(raw, test_size=split["test_size"], random_state=seed)
     return {"train": train.reset_index(drop=True), "test": test.reset_index(drop=True)}
 
 
-def train(train: pd.DataFrame, *, model: RegressorMixin, target: str) -> dict[str, Any]:
-    model.fit(train.drop(columns=[target]), train[target])
-    return {"model": model}
+def train(train: pd.DataFrame, *, preprocess: Preprocess, model: RegressorMixin,
+          target: str) -> dict[str, Any]:
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=preprocess["impute"]))]
+    if preprocess["scale"]:
+        steps.append(("scale", StandardScaler()))
+    pipeline = Pipeline([*steps, ("model", model)])
+    pipeline.fit(train.drop(columns=[target]), train[target])
+    return {"model": pipeline}
 
 
-def evaluate(model: RegressorMixin, test: pd.DataFrame, *, target: str) -> dict[str, Any]:
+def evaluate(model: Pipeline, test: pd.DataFrame, *, target: str) -> dict[str, Any]:
     actual = test[target].to_numpy()
     predicted = model.predict(test.drop(columns=[target]))
     scores = {
