@@ -55,6 +55,7 @@ __all__ = [
     "conform",
     "infer_schema",
     "load_schema",
+    "number_columns",
     "validate",
 ]
 
@@ -127,6 +128,19 @@ def violation(report: Report, *, what: str, source: str | None = None) -> Schema
     exc = SchemaViolation(text)
     exc.report = report  # type: ignore[attr-defined]
     return exc
+
+
+def number_columns(schema: dict) -> list[str]:
+    """The columns whose schema admits numbers (and null) only: where a CSV reader should read
+    numbers, and keep a cell that is not one as the text it is (so that only its row fails)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    out = []
+    for name, sub in (props or {}).items():
+        t = sub.get("type") if isinstance(sub, dict) else None
+        types = {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+        if types and types <= {"number", "integer", "null"} and types & {"number", "integer"}:
+            out.append(name)
+    return out
 
 
 def infer_schema(df: pd.DataFrame) -> dict:
