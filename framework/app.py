@@ -38,10 +38,26 @@ def run_app(args: list[str]) -> int:
         args = [a for a in args if a != VERBOSE]
     args = ["sweep.save_dvc_experiments=true" if a == SAVE_DVC_EXPERIMENTS else a for a in args]
     warm.start(root / "conf", args)  # a sweep's heavy imports start now, on the other core
+    global _PREPARED_DVC
+    stages = None
+    if warm.current() is None and not any(a.startswith("-") for a in args):
+        from framework import dvc, warmstage
+
+        stages = warmstage.start(root)  # a single run's: its stages run in a warm process
+        _PREPARED_DVC = dvc.prepare(root)  # and DVC imports itself meanwhile
     try:
         return _run_app(root, args)
     finally:
         warm.stop()
+        if _PREPARED_DVC is not None:
+            _PREPARED_DVC.cancel()
+            _PREPARED_DVC = None
+        if stages is not None:
+            stages.stop()
+
+
+#: The ``dvc`` process started ahead for a single run (see :class:`framework.dvc.Prepared`).
+_PREPARED_DVC: Any = None
 
 
 def _run_app(root: Path, args: list[str]) -> int:
@@ -62,14 +78,18 @@ def _run_app(root: Path, args: list[str]) -> int:
             plain = [a for a in args if _is_plain_override(a)]
             sweeps = [a for a in args if not a.startswith("-") and a not in plain]
             raw, source = compose_raw(root, plain)
-            if sweeps or flags or raw.hydra.mode == RunMode.MULTIRUN:
+            single = not (sweeps or flags or raw.hydra.mode == RunMode.MULTIRUN)
+            if not single:
                 from framework.sweep.engine import check_sweep_space
 
                 check_sweep_space(root, raw, sweeps)
             else:
                 warm.stop()  # a single run after all
-            build_spec(resolve(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]), source),
-                       source)
+            spec = build_spec(resolve(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]),
+                                      source), source)
+            if single:
+                # the job Hydra's app would run is this config: run it, without composing again
+                return run_spec(spec, root)
             args = [*args, *_quiet_hydra(raw)]
     except FrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,19 +194,31 @@ def _is_plain_override(arg: str) -> bool:
 
 
 def run_pipeline(cfg: Any, root: Path) -> int:
-    """Compile the composed config, reproduce it with DVC, print a summary. Returns an exit code."""
+    """Compile the config Hydra composed for this job, reproduce it with DVC, print a summary.
+    Returns an exit code."""
+    from framework.config import resolve, source_from_hydra
+    from framework.spec import build_spec
+
+    try:
+        source = source_from_hydra(root)
+        spec = build_spec(resolve(cfg, source), source)
+    except FrameworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return run_spec(spec, root)
+
+
+def run_spec(spec: Any, root: Path) -> int:
+    """Compile a checked spec, reproduce it with DVC, print a summary. Returns an exit code."""
     from rich.console import Console
 
     from framework import dvc
     from framework.compiler import compile_spec, write
-    from framework.config import resolve, source_from_hydra
-    from framework.spec import REGISTER_STAGE, build_spec
+    from framework.spec import REGISTER_STAGE
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False)
     try:
-        source = source_from_hydra(root)
-        spec = build_spec(resolve(cfg, source), source)
         changed = write(compile_spec(spec), root)
         out.print(f"[bold]compiled[/] {', '.join(changed) if changed else 'dvc.yaml, params.yaml'}"
                   f"{'' if changed else ' (unchanged)'}")
@@ -209,7 +241,7 @@ def run_pipeline(cfg: Any, root: Path) -> int:
                 err.print(f"    {line}", markup=False, soft_wrap=True)
 
         kept = dvc.snapshot(root)  # what DVC cannot check out if a stage fails
-        result = dvc.repro(root, on_line=on_line, on_stage=on_stage)
+        result = dvc.repro(root, on_line=on_line, on_stage=on_stage, prepared=_PREPARED_DVC)
         if any(s.name == REGISTER_STAGE and s.status == "failed" for s in result.stages):
             for line in held:
                 err.print(f"    {line}", markup=False, soft_wrap=True)

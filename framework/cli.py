@@ -71,6 +71,12 @@ def _looks_like_a_verb(word: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in VERBS:
+        if args[0] in ("stage", "register"):
+            from framework.warmstage import delegate
+
+            code = delegate(args)  # the warm process of `python -m framework`, when there is one
+            if code is not None:
+                return code
         return run_verb(args[0], args[1:])
     if args and _looks_like_a_verb(args[0]):
         from framework.errors import UsageError, did_you_mean

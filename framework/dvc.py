@@ -1,8 +1,9 @@
 """The only module that talks to DVC.
 
-DVC runs as the real ``dvc`` command of the current interpreter (``python -m dvc``), in the
-project folder, with the interpreter's ``bin`` folder first on ``PATH`` so the ``python`` in each
-stage command is the one that has the framework installed.
+DVC runs as the real ``dvc`` command of the current interpreter (``python -m dvc``, or the same
+``dvc.cli.main`` in a process started ahead that imports DVC while the run is being compiled:
+:class:`Prepared`), in the project folder, with the interpreter's ``bin`` folder first on
+``PATH`` so the ``python`` in each stage command is the one that has the framework installed.
 """
 
 from __future__ import annotations
@@ -81,8 +82,57 @@ def run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return proc
 
 
+#: A ``dvc`` process that imports DVC, then waits for its command line on its standard input.
+_PREPARED = ("import sys\n"
+             "from dvc.cli import main\n"
+             "line = sys.stdin.readline().split()\n"
+             "if not line or line[0] != 'dvc':\n"
+             "    raise SystemExit(0)\n"
+             "sys.stdin.close()\n"
+             "raise SystemExit(main(line[1:]))\n")
+
+
+class Prepared:
+    """A ``dvc`` process started ahead: it imports DVC (most of a ``dvc repro`` of a few stages)
+    while the caller composes and compiles, then runs the command :func:`repro` gives it. It is
+    the same ``dvc`` as ``python -m dvc``, in the same folder and environment."""
+
+    def __init__(self, root: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _PREPARED], cwd=root,
+                                     env=environment(), text=True, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+
+    def start(self, args: list[str]) -> subprocess.Popen[str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(" ".join(["dvc", *args]) + "\n")
+        self.proc.stdin.close()
+        return self.proc
+
+    def cancel(self) -> None:
+        """Not needed after all: it ends without doing anything."""
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def prepare(root: Path) -> Prepared | None:
+    """A :class:`Prepared` process in ``root`` (None when ``root`` is no DVC repository)."""
+    return Prepared(root) if (root / ".dvc").is_dir() else None
+
+
 def repro(root: Path, *targets: str, on_line: Callable[[str | None, str], None] | None = None,
-          on_stage: Callable[[StageRun], None] | None = None) -> ReproResult:
+          on_stage: Callable[[StageRun], None] | None = None,
+          prepared: Prepared | None = None) -> ReproResult:
     """Run ``dvc repro``, streaming its output; report what ran, was skipped or failed.
 
     ``on_line(stage, line)`` gets each line worth showing, with the stage that printed it (None
@@ -90,8 +140,12 @@ def repro(root: Path, *targets: str, on_line: Callable[[str | None, str], None] 
     """
     ensure_repo(root)
     result = ReproResult()
-    proc = subprocess.Popen(dvc_command("repro", *targets), cwd=root, env=environment(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+    if prepared is not None and prepared.proc.poll() is None:
+        proc = prepared.start(["repro", *targets])
+    else:
+        proc = subprocess.Popen(dvc_command("repro", *targets), cwd=root, env=environment(),
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                bufsize=1)
     assert proc.stdout is not None
     try:
         _follow(proc, result, on_line, on_stage)

@@ -141,6 +141,53 @@ def test_a_failed_stage_leaves_the_workspace_as_dvc_lock_records_it(dvc_project:
     assert not any("metrics/evaluate.json" in line for line in status)  # the git-tracked metrics
 
 
+WHO = '''
+import os
+
+def _seen():
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+        parent = f.read().replace(b"\\0", b" ").decode()
+    return {"seen": {"pid": os.getpid(), "parent": os.getppid(), "parent_cmd": parent}}
+
+def who(raw):
+    return _seen()
+
+def who_too(raw):
+    return _seen()
+'''
+
+
+def test_a_runs_stages_share_one_warm_parent_and_plain_dvc_runs_them_alone(
+        dvc_project: Path) -> None:
+    root = dvc_project
+    (root / "pipelines/who.py").write_text(WHO)
+    pipeline = root / "conf/pipeline/tabular_classification.yaml"
+    pipeline.write_text(pipeline.read_text() + "".join(
+        f"  {name}:\n    run: pipelines.who.{name}\n    ins: {{raw: ingest.raw}}\n"
+        f"    outs: {{seen: {{path: metrics/{name}.json}}}}\n" for name in ("who", "who_too")))
+    run_cli(root, check=True)
+    first, second = (json.loads((root / f"metrics/{n}.json").read_text()) for n in
+                     ("who", "who_too"))
+    assert first["pid"] != second["pid"]  # each stage a process of its own ...
+    assert first["parent"] == second["parent"]  # ... forked by the one warm process
+    assert "framework" in first["parent_cmd"] and "dvc" not in first["parent_cmd"]
+    run(root, "dvc", "repro", "-f", "who", "who_too")
+    first = json.loads((root / "metrics/who.json").read_text())
+    assert "dvc" in first["parent_cmd"]  # plain DVC: the command ran the stage itself
+    # a warm process that cannot be reached: the command runs the stage itself
+    proc = subprocess.run([*cli_env_command(), "stage", "who", "--run", "pipelines.who.who",
+                           "--in", "raw=data/raw.parquet", "--out", "seen=metrics/who.json"],
+                          cwd=root, env={**cli_env(), "FRAMEWORK_STAGE_SERVER": "/nonexistent"},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def cli_env_command() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "framework"]
+
+
 def _require_a_metric(root: Path) -> list[str]:
     path = root / "schemas/metrics.json"
     schema = json.loads(path.read_text())
@@ -155,12 +202,13 @@ def test_a_fresh_clones_first_run_leaves_git_status_clean(dvc_project: Path,
     the model (skops, canonical), the tables, the plots, the metrics and the register step's
     receipt, so the committed dvc.lock is what a new clone produces."""
     root = dvc_project
-    run_cli(root, check=True)
+    run_cli(root, "compile", check=True)
+    run(root, "dvc", "repro")  # plain DVC: every stage a process of its own, as in CI
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "first run")
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(root), str(clone))
-    proc = run_cli(clone, check=True)
+    proc = run_cli(clone, check=True)  # the stages in the warm process: the same bytes
     assert statuses(proc.stdout) == dict.fromkeys(STAGES, "ran")  # no cache in a new clone
     assert "registry breast_cancer v1: promoted to champion" in proc.stdout  # its own registry
     assert run(clone, "git", "status", "--porcelain").stdout == ""
