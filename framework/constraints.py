@@ -3,8 +3,10 @@
 scikit-learn declares what each constructor argument accepts in ``Estimator._parameter_constraints``
 (``Interval``, ``StrOptions``, ``"boolean"``, ``None``, types ...). We translate those into plain data
 once per ``_target_`` and scikit-learn version, and keep the result in a small JSON cache in the
-project's ``.framework/cache`` folder, so that ``compile`` refuses ``model.C=-1`` without paying for
-importing scikit-learn on every call.
+user's cache folder (``$FRAMEWORK_CACHE_DIR``, else ``$XDG_CACHE_HOME/framework``, else
+``~/.cache/framework``), so that ``compile`` refuses ``model.C=-1`` without importing scikit-learn,
+also in a fresh clone of a project on a machine that checked the same classes before. The cache
+holds descriptions only (argument names and constraints): nothing in it is ever run.
 """
 
 from __future__ import annotations
@@ -162,10 +164,21 @@ def explain(constraints: list[Constraint]) -> str:
     return " or ".join(parts) if parts else "anything"
 
 
+def cache_dir() -> Path:
+    """The user's cache folder of the framework."""
+    import os
+
+    if os.environ.get("FRAMEWORK_CACHE_DIR"):
+        return Path(os.environ["FRAMEWORK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "framework"
+
+
 class ConstraintCache:
     """Descriptions of ``_target_`` classes, cached per scikit-learn version in one JSON file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
+        folder = cache_dir() if folder is None else folder
         try:
             sk = importlib.metadata.version("scikit-learn")
         except importlib.metadata.PackageNotFoundError:

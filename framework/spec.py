@@ -607,7 +607,10 @@ def _check_range_key(key: str, params: Mapping[str, Any], source: ConfigSource, 
         return
     known = [str(k) for k in parent if not str(k).startswith("_")]
     if "_target_" in parent:
-        arguments = set(known) | _group_arguments(prefix, parent, source)
+        set_by_options = _option_keys(prefix, source)
+        if leaf in set_by_options:
+            return  # another option of the group sets it: the range applies there
+        arguments = set(known) | set_by_options | _group_arguments(prefix, parent, source)
         if leaf in arguments:
             return
         raise ConfigError(f"no option of '{prefix}' has an argument {leaf!r}, so this range "
@@ -616,6 +619,24 @@ def _check_range_key(key: str, params: Mapping[str, Any], source: ConfigSource, 
     raise ConfigError(f"'{prefix or '(root)'}' has no key {leaf!r}, so this range never "
                       f"applies (its keys: {', '.join(known) or 'none'})", file=rfile, key=rkey,
                       hint=did_you_mean(leaf, known))
+
+
+def _option_keys(prefix: str, source: ConfigSource) -> set[str]:
+    """The keys the option files of config group ``prefix`` set (read, not composed)."""
+    import yaml
+
+    folder = source.conf_dir / prefix
+    keys: set[str] = set()
+    if "." in prefix or not folder.is_dir():
+        return keys
+    for option in sorted(folder.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(option.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, Mapping):
+            keys |= {str(k) for k in data if not str(k).startswith("_")}
+    return keys
 
 
 def _group_arguments(prefix: str, block: Mapping[str, Any], source: ConfigSource) -> set[str]:
@@ -633,7 +654,7 @@ def _group_arguments(prefix: str, block: Mapping[str, Any], source: ConfigSource
                 continue
             if isinstance(data, Mapping) and isinstance(data.get("_target_"), str):
                 targets.add(data["_target_"])
-    cache = ConstraintCache(source.root / ".framework" / "cache")
+    cache = ConstraintCache()
     found: set[str] = set()
     try:
         for target in sorted(t for t in targets if isinstance(t, str)):
@@ -718,7 +739,7 @@ def check_trusted_types(params: Mapping[str, Any], source: ConfigSource) -> None
 
 def check_estimators(params: Mapping[str, Any], source: ConfigSource) -> None:
     """Check every ``_target_`` block: importable, known arguments, values its class accepts."""
-    cache = ConstraintCache(source.root / ".framework" / "cache")
+    cache = ConstraintCache()
     try:
         for key, block in _targets(params, ""):
             _check_target(key, block, cache, source)

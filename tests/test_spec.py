@@ -196,7 +196,9 @@ def test_null_value_is_not_checked_against_a_range(project: Path) -> None:
     compile_project(project, ["model=random_forest", "model.max_depth=null"])
 
 
-def test_estimator_constraints_apply_without_ranges(tmp_path: Path) -> None:
+def test_estimator_constraints_apply_without_ranges(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAMEWORK_CACHE_DIR", str(tmp_path / "user-cache"))
     source = ConfigSource(root=tmp_path, choices={"model": "logistic_regression"})
     params = {"model": {"_target_": "sklearn.linear_model.LogisticRegression", "C": -1.0}}
     with pytest.raises(ConfigError, match=r"(?s)conf/model/logistic_regression.yaml: model.C = -1.0 is "
@@ -204,8 +206,9 @@ def test_estimator_constraints_apply_without_ranges(tmp_path: Path) -> None:
         check_estimators(params, source)
     params["model"]["C"] = 0.5
     check_estimators(params, source)
-    # the description of LogisticRegression is now cached for the next compile
-    assert list((tmp_path / ".framework" / "cache").glob("constraints-*.json"))
+    # the description of LogisticRegression is now cached for the next compile, of any project
+    (cached,) = (tmp_path / "user-cache").glob("constraints-*.json")
+    assert "sklearn.linear_model.LogisticRegression" in cached.read_text()
 
 
 def test_ranges_choices(tmp_path: Path) -> None:
