@@ -117,8 +117,11 @@ def user_traceback(exc: BaseException) -> str:
                 "--verbose or HYDRA_FULL_ERROR=1 to see them)" if hidden else "")
     lines = []
     for frame in shown:
-        where = os.path.relpath(frame.filename) if os.path.isabs(frame.filename) else \
-            frame.filename
+        where = frame.filename
+        if "site-packages" + os.sep in where:  # a library: its path inside the environment
+            where = where.split("site-packages" + os.sep, 1)[1]
+        elif os.path.isabs(where):
+            where = os.path.relpath(where)
         lines.append(f'  File "{where}", line {frame.lineno}, in {frame.name}')
         if frame.line:
             lines.append(f"    {frame.line.strip()}")
