@@ -89,3 +89,10 @@ def test_compile_does_not_import_heavy_libraries(project: Path) -> None:
 
     proc = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_a_mistyped_verb_is_named_with_the_verb_it_resembles(project: Path) -> None:
+    proc = run_cli(project, "regsitry", "list")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown verb 'regsitry'; did you mean 'registry'?")
+    assert "cannot parse" not in proc.stderr

@@ -80,6 +80,13 @@ def test_run_rerun_and_change_one_param(dvc_project: Path) -> None:
     assert statuses(proc.stdout)["train"] == "ran"
     assert yaml.safe_load((root / "params.yaml").read_text())["model"]["n_estimators"] == 200
 
+    # another test set: the champion is scored again on it, and compared on the same rows
+    run_cli(root, "split.test_size=0.3", check=True)
+    decision = json.loads((root / ".framework/registry/receipts/breast_cancer.json").read_text())
+    assert decision["compared_with"]["rescored"] is True
+    assert decision["compared_with"]["test_set"].startswith("data/test.parquet (sha256 ")
+    assert any("scored on this run's test set" in r for r in decision["reasons"])
+
 
 def test_schema_violation_stops_the_stage_and_loses_nothing(dvc_project: Path) -> None:
     root = dvc_project

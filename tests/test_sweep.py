@@ -282,3 +282,15 @@ def test_a_sweep_never_moves_the_champion_and_promote_gates_its_winner(
     listing = json.loads(run_cli(project, "registry", "list", "--json", check=True).stdout)
     assert listing["models"][0]["aliases"] == {"champion": best["version"]}
     assert len(listing["models"][0]["versions"]) == 3
+
+
+def test_ties_put_the_trial_that_passes_its_gates_first() -> None:
+    from framework.sweep.store import TrialResult, ranked, winner
+
+    rejected = TrialResult(index=0, overrides=["a=1"], status="ok", metrics={"m": 0.9},
+                           gates_passed=False)
+    passing = TrialResult(index=1, overrides=["a=2"], status="ok", metrics={"m": 0.9},
+                          gates_passed=True)
+    failed = TrialResult(index=2, overrides=["a=3"], status="failed")
+    assert [r.index for r in ranked([rejected, failed, passing], "m", "maximize")] == [1, 0, 2]
+    assert winner([rejected, passing], "m", "maximize") is passing

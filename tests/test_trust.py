@@ -390,3 +390,25 @@ def test_checking_a_file_reads_no_more_than_its_schema(tmp_path: Path) -> None:
     with pytest.raises(trust.UntrustedModel) as info:
         Allowlist().check_file(tmp_path / "garbage.skops")
     assert list(info.value.names) == ["numpy.testing._private.utils.runstring"]
+
+
+def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path: Path,
+                                                          iris: tuple[Any, Any]) -> None:
+    """skops names members and nodes by id() and stamps the time: the canonical form does not,
+    so DVC's run-cache and the registry see the same model as the same bytes."""
+    import skops.io
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = iris
+    paths = []
+    for i in range(2):
+        model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+        paths.append(tmp_path / f"m{i}.skops")
+        save_model(model, paths[-1])
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    raw = [tmp_path / f"raw{i}.skops" for i in range(2)]
+    for path in raw:
+        skops.io.dump(RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y), path)
+    assert raw[0].read_bytes() != raw[1].read_bytes()  # what skops alone writes
+    np.testing.assert_array_equal(load_model(paths[0]).predict_proba(X), model.predict_proba(X))
