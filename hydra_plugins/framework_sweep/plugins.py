@@ -102,6 +102,9 @@ class FrameworkLauncher(Launcher):
         from framework.errors import FrameworkError
         from framework.sweep import engine
 
+        optuna = sys.modules.get("optuna")  # the Optuna sweeper: its study's chatter is not ours
+        if optuna is not None:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             if self.session is None:
                 sweep_cfg = self.config.get("sweep") or {}
