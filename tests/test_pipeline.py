@@ -148,6 +148,57 @@ def test_a_failed_stage_leaves_the_workspace_as_dvc_lock_records_it(dvc_project:
     assert not any("metrics/evaluate.json" in line for line in status)  # the git-tracked metrics
 
 
+#: A first line for `train` that kills the stage's process, as an out-of-memory killer would.
+_KILL_ITSELF = "    import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
+#: A first line for `train` that says it started and then takes long enough to be interrupted.
+_WAIT = "    import pathlib, time; pathlib.Path('train.started').touch(); time.sleep(60)\n"
+
+
+@pytest.mark.parametrize("first_line", [_KILL_ITSELF, _WAIT], ids=["killed", "interrupted"])
+def test_a_killed_or_interrupted_stage_leaves_the_workspace_as_dvc_lock_records_it(
+        dvc_project: Path, first_line: str) -> None:
+    """A stage whose process dies, and a run stopped by Ctrl-C while a stage runs: DVC has
+    removed the stage's outputs before running it, and the run puts them back."""
+    import os
+    import signal
+    import sys
+    import time
+
+    root = dvc_project
+    run_cli(root, check=True)
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+    lock = (root / "dvc.lock").read_text()
+    source = root / "pipelines" / "tabular.py"
+    text = source.read_text()
+    head = '    """Fit preprocessing and model together, so the saved model takes raw feature rows."""\n'
+    assert head in text
+    source.write_text(text.replace(head, head + first_line))
+    proc = subprocess.Popen([sys.executable, "-m", "framework"], cwd=root, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    if first_line is _WAIT:
+        deadline = time.monotonic() + 120
+        while not (root / "train.started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        assert not (root / "models" / "model.skops").exists()  # DVC removed it to run train
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    stdout, stderr = proc.communicate(timeout=120)
+    if first_line is _WAIT:
+        assert proc.returncode == 130, stdout + stderr
+        assert "interrupted in stage 'train'" in stderr
+    else:
+        assert proc.returncode == 1, stdout + stderr
+        assert statuses(stdout)["train"] == "failed"
+    # the stages before it ran with the edited file and are recorded; train's entry is the old one
+    assert yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train"] == \
+        yaml.safe_load(lock)["stages"]["train"]
+    assert "restored models/model.skops" in stderr and "the workspace matches dvc.lock" in stderr
+    assert outputs_match_lock(root) == []
+    assert not list(root.glob("models/*.tmp")) and not list(root.glob("models/.*.tmp"))
+
+
 WHO = '''
 import os
 
