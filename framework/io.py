@@ -43,6 +43,19 @@ def kind_of(path: str | Path) -> str:
                         f"{', '.join(TABLE_SUFFIXES + MODEL_SUFFIXES + JSON_SUFFIXES)}")
 
 
+_UMASK: list[int] = []
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open`` here: 0o666 less the process's umask (a temporary
+    file from ``mkstemp`` is 0o600, which would make every output private to its writer)."""
+    if not _UMASK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        _UMASK.append(mask)
+    return 0o666 & ~_UMASK[0]
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, *, parents: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds.
@@ -57,6 +70,8 @@ def atomic_path(target: str | Path, *, parents: bool = True) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -96,3 +96,21 @@ def test_a_mistyped_verb_is_named_with_the_verb_it_resembles(project: Path) -> N
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown verb 'regsitry'; did you mean 'registry'?")
     assert "cannot parse" not in proc.stderr
+
+
+def test_generated_files_are_readable_as_any_new_file_would_be(project: Path) -> None:
+    """Atomic writes go through mkstemp, whose files are 0o600: the generated files and every
+    output written atomically must get the usual mode instead (0o644 under umask 022)."""
+    import os
+
+    from framework.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        (project / "dvc.yaml").unlink(missing_ok=True)
+        run_cli(project, "compile", check=True)
+        write_text(project / "report.html", "<p>hi</p>")
+    finally:
+        os.umask(old)
+    for name in ("dvc.yaml", "report.html"):
+        assert (project / name).stat().st_mode & 0o777 == 0o644, name
