@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from framework.console import Out
+from framework.console import table as _table
 from framework.errors import UsageError
 from framework.registry.core import (ModelRef, compare, flatten, open_registry, parse_uri,
                                      registry_path)
@@ -77,39 +79,8 @@ def _ref(name: str, v: str) -> ModelRef:
 
 # -- output helpers ------------------------------------------------------------------------------
 
-class _Out:
-    """Renders rich tables to plain text lines (no trailing padding) on stdout."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self._console = Console(highlight=False, soft_wrap=False, color_system=None,
-                                width=None if sys.stdout.isatty() else 240)
-
-    def print(self, thing: Any) -> None:
-        with self._console.capture() as cap:
-            self._console.print(thing)
-        text = "\n".join(line.rstrip() for line in cap.get().splitlines())
-        print(text.strip("\n") if isinstance(thing, str) else text.rstrip("\n") + "\n")
-
-
-def _console() -> _Out:
-    return _Out()
-
-
-def _table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-           right: Sequence[str] = (), header: bool = True) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    ascii_head = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
-    t = Table(title=title, title_justify="left", box=ascii_head, pad_edge=False,
-              show_header=header)
-    for col in columns:
-        t.add_column(col, justify="right" if col in right else "left", no_wrap=True)
-    for row in rows:
-        t.add_row(*("" if x is None else str(x) for x in row))
-    return t
+def _console() -> Out:
+    return Out()
 
 
 def _fmt(x: Any) -> str:
