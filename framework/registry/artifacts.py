@@ -91,6 +91,33 @@ class ArtifactStore:
         _fsync_dir(final.parent)
         return sha, size
 
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store ``data`` atomically (a companion artifact: a profile, test predictions); return
+        ``(sha256, size)``."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            sha, size = self.put_file(tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return sha, size
+
+    def read_bytes(self, sha: str, *, what: str) -> bytes:
+        """The content of artifact ``sha``, after checking it still hashes to ``sha``."""
+        path = self.path(sha)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise RegistryError(f"{what}: its artifact {path} is missing from the registry "
+                                "store") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            raise RegistryError(f"{what}: artifact {path} was modified after registration "
+                                f"(expected sha256 {sha}, found {actual})")
+        return data
+
     def _sweep_stale_tmp(self) -> None:
         """Remove temporary files left by killed writers (older than an hour)."""
         cutoff = time.time() - _STALE_TMP_SECONDS

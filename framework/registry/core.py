@@ -323,6 +323,15 @@ class Registry:
         return artifacts.verify_file(mv.artifact_path, mv.sha256,
                                      what=f"{mv.name} version {mv.version}")
 
+    def companion(self, mv: ModelVersion, key: str) -> bytes | None:
+        """The bytes of a companion artifact of ``mv`` (hash-checked), None when the version has
+        none under ``key`` (it was registered without it)."""
+        entry = mv.extras.get(key)
+        if not entry:
+            return None
+        return self.artifacts.read_bytes(str(entry["sha256"]),
+                                         what=f"{mv.name} version {mv.version} ({key})")
+
     def load(self, uri: str | ModelRef | ModelVersion, *,
              trusted: Iterable[str] | None = None) -> Any:
         """The fitted estimator a URI names (hash-checked, skops with the exact allowlist;
@@ -345,7 +354,8 @@ class Registry:
                  direction: str = "maximize", lineage: Mapping[str, Any] | None = None,
                  tags: Mapping[str, str] | None = None, sweep_id: str | None = None,
                  alias: str = CHAMPION, actor: str = STEP_ACTOR, check_types: bool = True,
-                 promote: bool = True, rescore: Rescorer | None = None) -> Registration:
+                 promote: bool = True, rescore: Rescorer | None = None,
+                 companions: Mapping[str, bytes] | None = None) -> Registration:
         """Record a version of ``name`` and promote it to ``alias`` if it earns it.
 
         ``model`` is a skops file or a fitted estimator (saved with skops, in canonical bytes).
@@ -358,6 +368,9 @@ class Registry:
         ``promote`` gets its decision. ``rescore`` scores a model on this run's test set: when the
         lineage shows the champion was evaluated on other data (``lineage['evaluation']``), the
         champion is compared on this run's test set, not on the metrics it was registered with.
+        ``companions`` are artifacts stored with the version (``profile``, ``test_predictions``:
+        :mod:`framework.monitor.profile`), content-addressed like the model; read them back with
+        :meth:`companion`.
         """
         check_name(name)
         check_alias(alias)
@@ -385,6 +398,10 @@ class Registry:
                 sha, size = self.artifacts.put_file(tmp)
             finally:
                 Path(tmp).unlink(missing_ok=True)
+        extras = {}
+        for key, data in sorted((companions or {}).items()):
+            c_sha, c_size = self.artifacts.put_bytes(data)
+            extras[key] = {"sha256": c_sha, "size": c_size}
         crash_point("after-artifact")
 
         metrics = dict(metrics)
@@ -421,6 +438,9 @@ class Registry:
                 status = "candidate"
             try:
                 if same:
+                    if extras and any(k not in same[-1].extras for k in extras):
+                        self.store.set_extras(name, same[-1].version, extras)
+                        same[-1] = self.store.get_version(name, same[-1].version) or same[-1]
                     return self._again(same[-1], move=move, status=status, verdicts=verdicts,
                                        reasons=reasons, alias=alias, expected=expected,
                                        actor=actor, promote=promote, attempt=attempt,
@@ -431,7 +451,8 @@ class Registry:
                     sha256=sha, metrics=metrics, params=params, input_schema=schema,
                     target=target, lineage=full_lineage, created_at=utc_now(), status=status,
                     gates=[v.to_dict() for v in verdicts], reasons=reasons,
-                    primary_metric=primary_metric, direction=direction, size=size)
+                    primary_metric=primary_metric, direction=direction, size=size,
+                    extras=extras)
                 saved, _move = self.store.add_version(row, alias=alias, expected=expected,
                                                       move=move, actor=actor,
                                                       reason="; ".join(reasons))
@@ -491,25 +512,32 @@ class Registry:
         self.store.set_archived(name, list(versions), None if restore else utc_now())
 
     def gc(self, *, dry_run: bool = False) -> list[tuple[ModelVersion, int]]:
-        """Remove the artifacts of archived versions (never of a version that holds an alias,
-        nor one that another kept version shares) and mark them removed. Returns each archived
-        version with the bytes its artifact freed (0 when shared or already gone)."""
+        """Remove the artifacts of archived versions (the model and its companions: never those
+        of a version that holds an alias, nor any that a kept version of any model shares) and
+        mark them removed. Returns each archived version with the bytes it freed (0 when all
+        were shared or already gone)."""
+        every = [mv for name in self.store.model_names() for mv in self.store.versions(name)]
+
+        def shas(mv: ModelVersion) -> list[str]:
+            return [mv.sha256, *(str(e["sha256"]) for e in mv.extras.values())]
+
+        kept = {sha for mv in every if not mv.archived_at or mv.aliases for sha in shas(mv)}
         done = []
-        for name in self.store.model_names():
-            versions = self.store.versions(name)
-            kept = {v.sha256 for v in versions if not v.archived_at}
-            for mv in versions:
-                if not mv.archived_at or mv.removed_at or mv.aliases:
-                    continue
-                path = self.root / mv.artifact_path
-                shared = mv.sha256 in kept  # a version that stays has the same bytes
-                freed = 0 if shared or not path.exists() else path.stat().st_size
+        for mv in every:
+            if not mv.archived_at or mv.removed_at or mv.aliases:
+                continue
+            freed = 0
+            for sha in dict.fromkeys(shas(mv)):
+                path = self.artifacts.path(sha)
+                if sha in kept or not path.exists():
+                    continue  # a version that stays has the same bytes
+                freed += path.stat().st_size
                 if not dry_run:
-                    if freed:
-                        os.chmod(path, 0o644)
-                        path.unlink()
-                    self.store.mark_removed(name, mv.version, utc_now())
-                done.append((self._absolute(mv), freed))
+                    os.chmod(path, 0o644)
+                    path.unlink()
+            if not dry_run:
+                self.store.mark_removed(mv.name, mv.version, utc_now())
+            done.append((self._absolute(mv), freed))
         return done
 
     def set_alias(self, name: str, version: int, alias: str, *, reason: str = "",

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from framework.errors import NotRegistered, RegistryError, UsageError
-from framework.registry.store import (AliasConflict, AliasMove, ModelVersion, Store, crash_point,
-                                      utc_now)
+from framework.registry.store import (AliasConflict, AliasMove, Label, LabelWrite, ModelVersion,
+                                      MonitorRun, Store, crash_point, utc_now)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "registry.db"
 LOCK_NAME = "registry.lock"
 BUSY_TIMEOUT_MS = 60_000
@@ -96,11 +96,29 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE versions ADD COLUMN archived_at TEXT",
         "ALTER TABLE versions ADD COLUMN removed_at TEXT",
         "CREATE INDEX IF NOT EXISTS versions_by_sha ON versions (name, sha256)"),
+    3: ("ALTER TABLE versions ADD COLUMN extras TEXT",
+        """CREATE TABLE IF NOT EXISTS labels (
+            request_id TEXT NOT NULL,
+            row INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            labelled_at TEXT NOT NULL,
+            PRIMARY KEY (request_id, row))""",
+        """CREATE TABLE IF NOT EXISTS monitor_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            alarm INTEGER NOT NULL,
+            window TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            retrained_version INTEGER)""",
+        "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)"),
 }
 
 _VERSION_COLUMNS = ("name, version, sha256, artifact, size, created_at, status, primary_metric, "
                     "direction, target, sweep_id, metrics, params, input_schema, gates, reasons, "
-                    "lineage, archived_at, removed_at")
+                    "lineage, archived_at, removed_at, extras")
 
 
 def _dumps(obj: Any) -> str:
@@ -282,11 +300,12 @@ class SQLiteStore(Store):
                                   "WHERE name = ?", (v.name,)).fetchone()[0]
             conn.execute(
                 f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (v.name, number, v.sha256, v.artifact_path, v.size, v.created_at, v.status,
                  v.primary_metric, v.direction, v.target, v.sweep_id, _dumps(v.metrics),
                  _dumps(v.params), None if v.input_schema is None else _dumps(v.input_schema),
-                 _dumps(v.gates), _dumps(v.reasons), _dumps(v.lineage), None, None))
+                 _dumps(v.gates), _dumps(v.reasons), _dumps(v.lineage), None, None,
+                 _dumps(v.extras) if v.extras else None))
             crash_point("in-transaction")
             done = None
             if move:
@@ -353,19 +372,102 @@ class SQLiteStore(Store):
 
         return self._transact(tx)
 
+    def set_extras(self, name: str, version: int, extras: dict[str, dict[str, Any]]) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT extras FROM versions WHERE name = ? AND version = ?",
+                               (name, version)).fetchone()
+            if row is None:
+                raise NotRegistered(f"{name} has no version {version}")
+            merged = {**extras, **(json.loads(row[0]) if row[0] else {})}
+            conn.execute("UPDATE versions SET extras = ? WHERE name = ? AND version = ?",
+                         (_dumps(merged), name, version))
+
+        self._transact(tx)
+
+    def put_labels(self, labels: list[Label], when: str) -> LabelWrite:
+        def tx(conn: sqlite3.Connection) -> LabelWrite:
+            added = changed = unchanged = 0
+            for label in labels:
+                value = _dumps(label.value)
+                row = conn.execute("SELECT value FROM labels WHERE request_id = ? AND row = ?",
+                                   (label.request_id, label.row)).fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO labels (request_id, row, value, labelled_at) "
+                                 "VALUES (?, ?, ?, ?)", (label.request_id, label.row, value, when))
+                    added += 1
+                elif row[0] != value:
+                    conn.execute("UPDATE labels SET value = ?, labelled_at = ? "
+                                 "WHERE request_id = ? AND row = ?",
+                                 (value, when, label.request_id, label.row))
+                    changed += 1
+                else:
+                    unchanged += 1
+            return LabelWrite(added, changed, unchanged)
+
+        return self._transact(tx)
+
+    def add_monitor_run(self, run: MonitorRun) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(
+                "INSERT INTO monitor_runs (name, version, created_at, rows, alarm, window, "
+                "summary, retrained_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.name, run.version, run.created_at, run.rows, int(run.alarm),
+                 _dumps(run.window), _dumps(run.summary), run.retrained_version)).lastrowid)
+
+        return self._transact(tx)
+
+    def set_retrained(self, run_id: int, version: int) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE monitor_runs SET retrained_version = ? WHERE id = ?",
+                         (version, run_id))
+
+        self._transact(tx)
+
     # -- reads -----------------------------------------------------------------------------------
+
+    def get_labels(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        def q(conn: sqlite3.Connection) -> dict[tuple[str, int], Any]:
+            found: dict[tuple[str, int], Any] = {}
+            ids = sorted({rid for rid, _ in keys})
+            wanted = set(keys)
+            for start in range(0, len(ids), 500):  # SQLite's bound on host parameters
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for rid, row, value in conn.execute(
+                        f"SELECT request_id, row, value FROM labels WHERE request_id IN ({marks})",
+                        chunk):
+                    if (rid, row) in wanted:
+                        found[(rid, row)] = json.loads(value)
+            return found
+        return self._read(q)
+
+    def monitor_runs(self, name: str, *, limit: int | None = None) -> list[MonitorRun]:
+        def q(conn: sqlite3.Connection) -> list[MonitorRun]:
+            sql = ("SELECT name, version, created_at, rows, alarm, window, summary, id, "
+                   "retrained_version FROM monitor_runs WHERE name = ? ORDER BY id DESC")
+            args: tuple[Any, ...] = (name,)
+            if limit is not None:
+                sql += " LIMIT ?"
+                args += (int(limit),)
+            rows = conn.execute(sql, args).fetchall()
+            return [MonitorRun(r[0], r[1], r[2], r[3], bool(r[4]), json.loads(r[5]),
+                               json.loads(r[6]), r[7], r[8]) for r in reversed(rows)]
+        return self._read(q)
+
 
     @staticmethod
     def _row_to_version(row: tuple[Any, ...], aliases: tuple[str, ...]) -> ModelVersion:
         (name, version, sha, artifact, size, created_at, status, primary_metric, direction, target,
-         _sweep, metrics, params, schema, gates, reasons, lineage, archived_at, removed_at) = row
+         _sweep, metrics, params, schema, gates, reasons, lineage, archived_at, removed_at,
+         extras) = row
         return ModelVersion(
             name=name, version=version, aliases=aliases, artifact_path=artifact, sha256=sha,
             metrics=json.loads(metrics), params=json.loads(params),
             input_schema=None if schema is None else json.loads(schema), target=target,
             lineage=json.loads(lineage), created_at=created_at, status=status,
             gates=json.loads(gates), reasons=json.loads(reasons), primary_metric=primary_metric,
-            direction=direction, size=size, archived_at=archived_at, removed_at=removed_at)
+            direction=direction, size=size, archived_at=archived_at, removed_at=removed_at,
+            extras=json.loads(extras) if extras else {})
 
     @staticmethod
     def _aliases_by_version(conn: sqlite3.Connection, name: str) -> dict[int, tuple[str, ...]]:

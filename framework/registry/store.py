@@ -61,6 +61,9 @@ class ModelVersion:
     size: int = 0
     archived_at: str | None = None
     removed_at: str | None = None
+    #: Companion artifacts stored with the version, content-addressed like the model:
+    #: ``{"profile": {"sha256": ..., "size": ...}, "test_predictions": {...}}``.
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:
@@ -125,6 +128,43 @@ class AliasMove:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Label:
+    """The ground truth of one predicted row, joined to the prediction log by request id."""
+
+    request_id: str
+    row: int
+    value: Any  # a JSON value: number, string or boolean
+    labelled_at: str = ""
+
+
+@dataclass(frozen=True)
+class LabelWrite:
+    """What :meth:`Store.put_labels` did with a batch of labels."""
+
+    added: int
+    changed: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """One run of ``monitor``: when, on which version and window, and what it found."""
+
+    name: str
+    version: int
+    created_at: str
+    rows: int
+    alarm: bool
+    window: dict[str, Any]
+    summary: dict[str, Any]        # per check: status, what alarmed, the key numbers
+    id: int | None = None
+    retrained_version: int | None = None  # the version a retrain triggered by this run made
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class AliasConflict(RegistryError):
     """A compare-and-set on an alias found another version than the one expected."""
 
@@ -135,7 +175,7 @@ class AliasConflict(RegistryError):
 
 
 class Store(ABC):
-    """Rows of a registry: versions, aliases and the alias history.
+    """Rows of a registry: versions, aliases and the alias history; labels and monitor runs.
 
     Every write is one transaction. Alias moves are compare-and-set: the caller says which version
     it expects the alias to hold (None: unset) and the store raises :class:`AliasConflict` when it
@@ -199,6 +239,34 @@ class Store(ABC):
 
     @abstractmethod
     def history(self, name: str) -> list[AliasMove]: ...
+
+    @abstractmethod
+    def set_extras(self, name: str, version: int, extras: dict[str, dict[str, Any]]) -> None:
+        """Record companion artifacts of a version registered before it had them (keys already
+        present keep their value)."""
+
+    # -- monitoring: labels and monitor runs ---------------------------------------------------
+
+    @abstractmethod
+    def put_labels(self, labels: list[Label], when: str) -> LabelWrite:
+        """Insert or update labels by ``(request_id, row)`` in one transaction: labelling the same
+        rows twice changes nothing; a different value replaces the old one."""
+
+    @abstractmethod
+    def get_labels(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        """The labels of these ``(request_id, row)`` keys (absent keys are left out)."""
+
+    @abstractmethod
+    def add_monitor_run(self, run: MonitorRun) -> int:
+        """Append a monitor run; returns its id."""
+
+    @abstractmethod
+    def set_retrained(self, run_id: int, version: int) -> None:
+        """Record the version a retrain triggered by monitor run ``run_id`` produced."""
+
+    @abstractmethod
+    def monitor_runs(self, name: str, *, limit: int | None = None) -> list[MonitorRun]:
+        """The monitor runs of model ``name``, oldest first (the latest ``limit`` of them)."""
 
     @abstractmethod
     def check(self) -> list[str]:
