@@ -2,7 +2,9 @@
 
 Each stage lists exactly what it uses, so ``dvc repro`` reruns just what changed:
 
-- ``deps``: the source file of its function, its input artifacts and its schema files;
+- ``deps``: the source file of its function, its input artifacts and its schema files (an
+  ``optional`` input, such as the feedback table ``monitor --retrain`` writes, only once the file
+  or its ``.dvc`` file exists);
 - ``params``: the ``params.yaml`` keys named in the stage's config (``model`` tracks the whole
   ``model`` subtree, ``dataset.target`` just that value);
 - ``outs`` / ``metrics`` / ``plots``: what the function returns, where it is written.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from framework.io import file_mode
 from framework.spec import REGISTER_STAGE, PipelineSpec, Registration, Stage
 
 DVC_YAML = "dvc.yaml"
@@ -53,7 +56,7 @@ def stage_command(stage: Stage) -> str:
     args = ["python", "-m", "framework", "stage", stage.name, "--run", stage.run]
     if stage.params:
         args += ["--params", ",".join(stage.params)]
-    for i in stage.ins:
+    for i in stage.ins:  # an optional input that does not exist yet is not among them
         args += ["--in", f"{i.name}={i.path}"]
     for o in stage.outs:
         args += ["--out", f"{o.name}={o.path}"]
@@ -106,17 +109,20 @@ def register_entry(reg: Registration, has_gates: bool) -> dict[str, Any]:
     and metrics give the same ``dvc.lock`` on every machine. It is not cached (``cache: false``):
     DVC's run-cache never skips a registration by restoring an old receipt. It depends on the
     test tables its evaluating stage scored, with which a champion evaluated on other data is
-    scored again.
+    scored again, and on the table the model was trained on, whose profile it stores with the
+    version for monitoring.
     """
     args = ["python", "-m", "framework", "register", "--model", reg.model.path,
             "--metrics", reg.metrics.path, "--input-schema", reg.input_schema,
             "--receipt", RECEIPT]
     if reg.evaluator:
         args += ["--evaluate-stage", reg.evaluator]
+    if reg.reference:
+        args += ["--reference", reg.reference]
     return {"cmd": " ".join(shlex.quote(a) for a in args),
             "desc": f"Gate, record and maybe promote {reg.model_name}",
             "deps": _unique([reg.model.path, reg.metrics.path, reg.input_schema,
-                             *reg.test_tables]),
+                             *reg.test_tables, *([reg.reference] if reg.reference else [])]),
             "params": ["registry", *(["gates"] if has_gates else [])],
             "outs": [{RECEIPT: {"cache": False}}]}
 
@@ -179,6 +185,7 @@ def write(compiled: Compiled, root: Path) -> list[str]:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             with os.fdopen(fd, "w") as fh:
                 fh.write(compiled.files[rel])
+            os.chmod(tmp, file_mode())  # as an editor would create it, not mkstemp's 0o600
             temps.append((rel, Path(tmp)))
         for rel, tmp in temps:
             os.replace(tmp, root / rel)

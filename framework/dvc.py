@@ -31,6 +31,7 @@ _NOISE = (re.compile(r"^> python -m framework (stage|register) "), re.compile(r"
           re.compile(r"^\s+git add "), re.compile(r"^To enable auto staging"),
           re.compile(r"^\s*dvc config core.autostage"), re.compile(r"^Data and pipelines are up to date"),
           re.compile(r"^Generating lock file"), re.compile(r"^stage '[^']+' done: "),
+          re.compile(r"^'[^']+\.dvc' didn't change, skipping"),
           re.compile(r"^\s*$"))
 
 
@@ -80,6 +81,13 @@ def run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
         raise RunError(f"`dvc {' '.join(args)}` failed (exit {proc.returncode}):\n"
                        f"{(proc.stderr or proc.stdout).strip()}")
     return proc
+
+
+def track(root: Path, path: str) -> None:
+    """Track a data file with DVC (``dvc add``): its content goes to DVC's cache, a ``.dvc`` file
+    that git keeps records its hash, and ``.gitignore`` leaves the file itself to DVC."""
+    ensure_repo(root)
+    run(root, "add", "--quiet", path)
 
 
 #: A ``dvc`` process that imports DVC, then waits for its command line on its standard input.

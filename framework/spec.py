@@ -35,7 +35,7 @@ RESERVED_KEYS = ("pipeline", "ranges", "sweep", "hydra")
 
 STAGE_KEYS = ("desc", "run", "params", "ins", "outs", "metrics", "plots")
 OUTPUT_KEYS = ("path", "schema", "desc")
-INPUT_KEYS = ("path", "schema")
+INPUT_KEYS = ("path", "schema", "optional")
 METRICS_KEYS = ("path", "schema")
 PLOT_KEYS = ("path", "template", "x", "y", "title", "x_label", "y_label")
 RANGE_KEYS = ("min", "max", "log", "choices", "step")
@@ -57,6 +57,7 @@ class Input:
     schema: str | None = None
     stage: str | None = None  # None for a file outside the pipeline (tracked by DVC as a dependency)
     output: str | None = None
+    optional: bool = False  # a file outside the pipeline that may not exist yet
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ class Stage:
     metrics: Output | None = None
     plots: tuple[Plot, ...] = ()
     desc: str | None = None
+    absent: tuple[Input, ...] = ()  # optional inputs whose file does not exist (yet)
+
+    @property
+    def declared_inputs(self) -> tuple[Input, ...]:
+        """Every input the config declares, the absent optional ones included."""
+        return (*self.ins, *self.absent)
 
     @property
     def schemas(self) -> list[str]:
@@ -102,6 +109,7 @@ class Registration:
     gates: tuple[Any, ...] = ()
     evaluator: str | None = None  # the stage whose metrics these are
     test_tables: tuple[str, ...] = ()  # the tables that stage scores the model on
+    reference: str | None = None  # the table the model was trained on (profiled for monitoring)
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,7 @@ def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
     check_estimators(params, source)
     check_trusted_types(params, source)
     registration = _registration(params, stages, source)
+    check_monitor(params, stages, registration, source)
     return PipelineSpec(root=source.root, stages=tuple(stages), params=params,
                         pipeline_file=pipeline_file, registration=registration)
 
@@ -255,7 +264,47 @@ def _registration(params: Mapping[str, Any], stages: list[Stage],
         model=Input(name=model.name, path=model.path, stage=producer.name, output=model.name),
         metrics=metrics, input_schema=tables[0].schema,
         model_name=cfg["model_name"], primary_metric=primary, direction=cfg["direction"],
-        gates=tuple(gates), evaluator=evaluator.name, test_tables=test_tables)
+        gates=tuple(gates), evaluator=evaluator.name, test_tables=test_tables,
+        reference=tables[0].path)
+
+
+def check_monitor(params: Mapping[str, Any], stages: list[Stage],
+                  registration: Registration | None, source: ConfigSource) -> None:
+    """The ``monitor:`` block (:mod:`framework.monitor.policy`): its keys and values, the columns
+    and metrics it names, and the pipeline input a retrain writes to."""
+    raw = params.get("monitor")
+    if raw is None:
+        return
+    from framework.monitor.policy import parse
+
+    file = source.file_of("monitor")
+    columns = metrics = None
+    if registration is not None:
+        schema = json.loads((source.root / registration.input_schema).read_text())
+        props = schema.get("properties") if isinstance(schema, Mapping) else None
+        target = lookup(params, "registry.target")
+        if isinstance(props, Mapping):
+            columns = [c for c in props if c != target]
+        if registration.metrics.schema:
+            mprops = json.loads((source.root / registration.metrics.schema).read_text()).get(
+                "properties")
+            metrics = list(mprops) if isinstance(mprops, Mapping) else None
+    policy = parse(raw, file=file, key="monitor", columns=columns, metrics=metrics)
+    if isinstance(raw, Mapping) and raw.get("retrain") is not None:
+        stage_name, _, input_name = policy.retrain.input.partition(".")
+        key = "monitor.retrain.input"
+        stage = next((s for s in stages if s.name == stage_name), None)
+        if stage is None:
+            raise ConfigError(f"no stage {stage_name!r}", file=file, key=key,
+                              hint=did_you_mean(stage_name, [s.name for s in stages]))
+        found = next((i for i in stage.declared_inputs if i.name == input_name), None)
+        if found is None or found.stage is not None or not found.optional:
+            optional = [f"{stage.name}.{i.name}" for i in stage.declared_inputs if i.optional]
+            raise ConfigError(f"stage '{stage.name}' has no optional input {input_name!r} for "
+                              "the labelled production rows"
+                              + (f" (its optional inputs: {', '.join(optional)})" if optional
+                                 else "; declare one: {path: data/feedback.parquet, schema: "
+                                      "..., optional: true}"), file=file, key=key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +339,8 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
     for out_name, spec in _mapping(raw.get("outs", {}), file, f"{key}.outs").items():
         outs.append(_parse_artifact(out_name, spec, OUTPUT_KEYS, file, f"{key}.outs.{out_name}"))
 
-    ins = []
+    ins: list[Input] = []
+    absent: list[Input] = []
     for in_name, ref in _mapping(raw.get("ins", {}), file, f"{key}.ins").items():
         ikey = f"{key}.ins.{in_name}"
         if isinstance(ref, str):
@@ -301,7 +351,17 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
             ins.append(Input(name=in_name, path="", stage=stage_name, output=out_name))
         else:
             art = _parse_artifact(in_name, ref, INPUT_KEYS, file, ikey)
-            ins.append(Input(name=in_name, path=art.path, schema=art.schema))
+            optional = ref.get("optional", False) if isinstance(ref, Mapping) else False
+            if not isinstance(optional, bool):
+                raise ConfigError(f"expected true or false, found {optional!r}", file=file,
+                                  key=f"{ikey}.optional")
+            present = True
+            if optional:
+                here = source.root / art.path
+                present = here.exists() or here.with_name(here.name + ".dvc").exists()
+            # an optional file that does not exist (nor its .dvc file) is left out of the stage
+            (ins if present else absent).append(Input(
+                name=in_name, path=art.path, schema=art.schema, optional=optional))
 
     metrics = None
     if raw.get("metrics") is not None:
@@ -329,7 +389,7 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
         plots.append(Plot(name=plot_name, path=art.path, template=template,
                           **{k: spec.get(k) for k in ("x", "y", "title", "x_label", "y_label")}))
 
-    received = [*(i.name for i in ins), *kwargs]
+    received = [*(i.name for i in (*ins, *absent)), *kwargs]
     returned = [*(o.name for o in outs), *(p.name for p in plots), *(["metrics"] if metrics else [])]
     for names, what in ((received, "among its inputs and params (the keyword arguments of its "
                                    "function)"),
@@ -345,7 +405,7 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
     desc = raw.get("desc")
     return Stage(name=name, run=run, source=src, params=tuple(stage_params), ins=tuple(ins),
                  outs=tuple(outs), metrics=metrics, plots=tuple(plots),
-                 desc=str(desc) if desc is not None else None)
+                 desc=str(desc) if desc is not None else None, absent=tuple(absent))
 
 
 def _parse_artifact(name: str, spec: Any, allowed: tuple[str, ...], file: str, key: str) -> Output:

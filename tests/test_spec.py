@@ -29,7 +29,7 @@ BAD_CONFIGS = [
     ("input-names-no-output", [(PIPELINE, "ins: {train: split.train}", "ins: {train: split.trian}")], [],
      r"tabular_classification.yaml: pipeline.stages.train.ins.train: input 'split.trian' names no "
      r"output of stage 'split'.*did you mean 'split.train'"),
-    ("input-names-no-stage", [(PIPELINE, "ins: {raw: ingest.raw}", "ins: {raw: ingst.raw}")], [],
+    ("input-names-no-stage", [(PIPELINE, "raw: ingest.raw", "raw: ingst.raw")], [],
      r"pipeline.stages.split.ins.raw: input 'ingst.raw' names no stage 'ingst'.*did you mean 'ingest'"),
     ("cycle", [(PIPELINE, "params: [dataset]\n", "params: [dataset]\n    ins: {back: split.train}\n")], [],
      r"tabular_classification.yaml: pipeline.stages.ingest.ins: the stages form a cycle: "

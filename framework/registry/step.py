@@ -5,7 +5,7 @@ The compiler appends this stage to every pipeline that produces a model; it runs
 
     python -m framework register --model models/model.skops --metrics metrics/evaluate.json \\
         --input-schema schemas/features.json --receipt metrics/register.json \\
-        [--evaluate-stage evaluate] [--tag k=v ...]
+        [--evaluate-stage evaluate] [--reference data/train.parquet] [--tag k=v ...]
 
 Every run registers the model (with its lineage), evaluates the gates, and promotes the version
 to ``champion`` when every gate passes and it beats the champion on ``registry.primary_metric``.
@@ -13,7 +13,10 @@ A model that fails its gates is still recorded (status ``rejected``) and the ste
 The same model bytes, metrics and params registered again are the same version: nothing new.
 With ``--evaluate-stage`` (the stage whose metrics these are), a champion that was evaluated on
 another test set is scored again on this one by that stage's function, and compared on it.
-``$FRAMEWORK_SWEEP_ID`` is recorded when set.
+``$FRAMEWORK_SWEEP_ID`` is recorded when set, and ``$FRAMEWORK_MONITOR_RUN`` (set by ``monitor
+--retrain``) as ``lineage.triggered_by``. With ``--reference`` (the table the model was trained on),
+the profile of that table and the model's predictions on the test table are stored with the
+version (:mod:`framework.monitor.profile`), for monitoring and reports.
 
 Two receipts, written atomically:
 
@@ -43,6 +46,9 @@ from typing import Any
 from framework.errors import ConfigError, SchemaError, SchemaViolation, UsageError, did_you_mean
 from framework.registry.core import (ENV_SWEEP_ID, Registration, check_name, open_registry,
                                      registry_path)
+
+#: Set by ``monitor --retrain``: the monitor run whose alarm triggered this registration.
+ENV_MONITOR_RUN = "FRAMEWORK_MONITOR_RUN"
 from framework.registry.gates import parse_gates
 
 _REGISTRY_KEYS = ("path", "model_name", "primary_metric", "direction", "target")
@@ -64,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a tag to record (repeatable)")
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--registry", default=None, help="registry folder (default: registry.path)")
+    p.add_argument("--reference", default=None, metavar="TABLE",
+                   help="the table the model was trained on: its profile (and the model's "
+                        "predictions on the test table) are stored with the version, for "
+                        "monitoring")
     p.add_argument("--evaluate-stage", default=None, metavar="STAGE",
                    help="the stage (in dvc.yaml) whose metrics these are: a champion evaluated "
                         "on another test set is scored again by it")
@@ -212,6 +222,25 @@ def summary(reg: Registration) -> str:
     return "\n".join(lines)
 
 
+def reference_companions(model_path: str, reference: str, test_path: str | None,
+                         schema: dict[str, Any], target: str | None) -> dict[str, bytes]:
+    """The profile of the training table and the model's per-row predictions on the test table
+    (:mod:`framework.monitor.profile`), as the artifacts stored with the version."""
+    from framework import io
+    from framework.monitor.profile import PROFILE, TEST_PREDICTIONS, build
+
+    if not Path(reference).is_file():
+        raise UsageError(f"--reference {reference} does not exist")
+    train = io.read(reference)
+    test = io.read(test_path) if test_path else None
+    model = io.load_model(model_path, io.project_trusted()) if test is not None else None
+    profile, predictions = build(train, schema=schema, target=target, model=model, test=test)
+    out = {PROFILE: profile.to_bytes()}
+    if predictions is not None:
+        out[TEST_PREDICTIONS] = predictions
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     params_file = args.params
@@ -252,13 +281,22 @@ def main(argv: list[str]) -> int:
     collected = lineage.collect(project_dir=".", inputs=inputs, skip_stages=("register",))
     if identity is not None:
         collected["evaluation"] = identity
+    trigger = os.environ.get(ENV_MONITOR_RUN)
+    if trigger:
+        collected["triggered_by"] = {"monitor_run": int(trigger) if trigger.isdigit()
+                                     else trigger}
+    companions = None
+    if args.reference:
+        companions = reference_companions(args.model, args.reference,
+                                          identity["path"] if identity else None, schema, target)
     root = registry_path(args.registry)
     with open_registry(root) as reg:
         result = reg.register(
             cfg["model_name"], args.model, metrics=metrics, params=params, input_schema=schema,
             target=target, gates=gates, primary_metric=cfg.get("primary_metric"),
             direction=cfg["direction"], lineage=collected, tags=tags,
-            sweep_id=os.environ.get(ENV_SWEEP_ID) or None, rescore=rescore)
+            sweep_id=os.environ.get(ENV_SWEEP_ID) or None, rescore=rescore,
+            companions=companions)
     write_json_atomic(decision_path(root, cfg["model_name"]), result.receipt(registry=str(root)))
     write_json_atomic(args.receipt, dvc_receipt(result, schema_sha256=inputs["input_schema"],
                                                 registry=str(cfg.get("path") or root)))
