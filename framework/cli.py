@@ -24,6 +24,7 @@ VERBS: dict[str, str] = {
     "register": "framework.registry.step:main",
     "serve": "framework.serve:main",
     "sweep": "framework.sweep.cli:main",
+    "monitor": "framework.monitor.cli:main",
 }
 
 
@@ -38,7 +39,8 @@ verbs:
   init [PATH]           scaffold a project: conf/, pipelines/, schemas/
   registry ...          list, show, compare, history, promote, archive, gc
   sweep ...             show, list, apply recorded sweeps
-  serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST
+  serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST (logs every prediction)
+  monitor MODEL         drift, decay and fairness; exit 3 on an alarm; label, history
   schema ...            infer, check, describe table schemas
   stage, register       run one pipeline stage, the registry step (called by dvc repro)
 

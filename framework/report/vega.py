@@ -1,0 +1,154 @@
+"""Self-contained HTML pages with Vega-Lite charts: no CDN, no request of any kind.
+
+Charts are Vega-Lite specs (the grammar ``dvc plots`` uses), drawn in the browser by Vega, Vega-Lite
+and vega-embed, whose JavaScript is inlined into the page. The bundle comes from ``vl-convert``
+(the Vega project's own packaging of those libraries); building it takes a few seconds, so it is
+cached per ``vl-convert`` version in the user's cache folder. Every table of a page is plain HTML,
+so a page stays readable where scripts are blocked; each chart says so in a ``<noscript>``.
+
+Untrusted text (column names, values, messages) is escaped for HTML, and the specs embedded in
+``<script type="application/json">`` blocks have every ``<`` escaped, so no value can close the
+block or open a tag.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
+
+STYLE = """
+:root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0;
+        --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --bg: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink);
+       margin: 0 auto; max-width: 1180px; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.meta { color: var(--muted); margin: 0 0 16px; }
+.verdict { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; }
+.verdict.alarm, .status-alarm, .status-drift { color: #fff; background: var(--bad); }
+.verdict.ok, .status-ok { color: #fff; background: var(--ok); }
+.status-not-enough-data, .status-off { color: var(--ink); background: var(--bg); }
+td span[class^="status-"] { padding: 1px 8px; border-radius: 10px; font-size: 12px; }
+table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
+         vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr)); gap: 12px; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; }
+.card h3 { font-size: 13px; margin: 0 0 2px; } .card p { margin: 0; color: var(--muted);
+  font-size: 12px; }
+.card.drift { border-color: var(--bad); }
+.chart, .chart.vega-embed { display: block; width: 100%; min-height: 40px; }
+noscript p { color: var(--muted); font-size: 12px; }
+"""
+
+
+def escape(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _cache_path() -> Path:
+    import importlib.metadata
+
+    from framework.constraints import cache_dir
+
+    try:
+        version = importlib.metadata.version("vl-convert-python")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a dependency
+        version = "unknown"
+    return cache_dir() / f"vega-bundle-vl-convert-{version}.js"
+
+
+def bundle() -> str:
+    """The inlined JavaScript of Vega, Vega-Lite and vega-embed (cached on disk)."""
+    path = _cache_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+        if text:
+            return text
+    except OSError:
+        pass
+    import vl_convert
+
+    text = vl_convert.javascript_bundle()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vega-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache: build it again next time
+        pass
+    return text
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside a ``<script type="application/json">`` block."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+
+
+class Page:
+    """A page of sections (HTML strings) and charts (Vega-Lite specs), rendered to one file."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.parts: list[str] = []
+        self.charts = 0
+
+    def add(self, fragment: str) -> None:
+        self.parts.append(fragment)
+
+    def chart(self, spec: dict[str, Any], *, label: str = "") -> str:
+        """The HTML of one chart (to place inside a section)."""
+        self.charts += 1
+        spec = {"$schema": SCHEMA, **spec}
+        return (f'<div class="chart" data-chart="{self.charts}" aria-label="{escape(label)}">'
+                f'</div><script type="application/json" id="chart-{self.charts}">'
+                f"{script_json(spec)}</script>"
+                "<noscript><p>This chart needs JavaScript; the tables hold the same "
+                "numbers.</p></noscript>")
+
+    def render(self) -> str:
+        runner = ("(function(){var els=document.querySelectorAll('[data-chart]');"
+                  "els.forEach(function(el){var s=document.getElementById('chart-'+"
+                  "el.getAttribute('data-chart'));if(!s)return;var spec=JSON.parse(s.textContent);"
+                  "vegaEmbed(el,spec,{actions:false,renderer:'svg'}).then(function(){"
+                  "el.setAttribute('data-drawn','1');}).catch(function(e){el.textContent="
+                  "'chart error: '+e;el.setAttribute('data-drawn','error');});});})();")
+        scripts = f"<script>{bundle()}</script><script>{runner}</script>" if self.charts else ""
+        return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+                "script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+                "img-src data:\">"
+                f"<title>{escape(self.title)}</title><style>{STYLE}</style></head><body>"
+                + "".join(self.parts) + scripts + "</body></html>\n")
+
+
+def write(path: str | os.PathLike[str], text: str) -> None:
+    from framework.io import write_text
+
+    write_text(path, text)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+          numeric: Sequence[str] = (), raw: Sequence[str] = ()) -> str:
+    """An HTML table; cells are escaped except in the ``raw`` columns (HTML made here)."""
+    head = "".join(f'<th class="num">{escape(c)}</th>' if c in numeric else f"<th>{escape(c)}</th>"
+                   for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for c, v in zip(columns, row):
+            text = v if c in raw else escape(v)
+            cells.append(f'<td class="num">{text}</td>' if c in numeric else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
