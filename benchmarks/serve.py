@@ -2,13 +2,14 @@
 
     python benchmarks/serve.py [--requests 300] [--concurrent-requests 2000] [--clients 8]
                                [--ready-runs 3] [--mlflow-python .venv-mlflow/bin/python]
-                               [--no-workers-2] [--baseline REV]
+                               [--no-workers-2] [--baseline REV] [--log-overhead]
 
 The same model (a breast-cancer StandardScaler + LogisticRegression, fitted with the same code and
 seed in each venv) is served on loopback by
 
 * ours: ``python -m framework serve bc@champion`` from a temporary registry, with the project's
-  input schema (``schemas/features.json``) checked on every request;
+  input schema (``schemas/features.json``) checked on every request and every request written to
+  the prediction log (``--log-overhead`` adds the same server with ``--log-predictions off``);
 * MLflow 3: ``mlflow models serve -m runs:/<run>/model --env-manager local -w 1``, the model
   logged with ``mlflow.sklearn.log_model`` (with an input example, so a signature is enforced too)
   into a temporary SQLite tracking store.
@@ -68,12 +69,19 @@ def prepare_ours(workdir: Path) -> tuple[str, list[str], list[list[float]]]:
     """Register the model in ``workdir/registry``; return the registry path and the data."""
     from framework.registry import open_registry
 
+    from framework.monitor.profile import build
+
     model, X = fit_model()
     schema = json.loads((REPO / "schemas" / "features.json").read_text())
     registry = workdir / "registry"
+    table = X.assign(target=model.predict(X))
+    profile, predictions = build(table, schema=schema, target="target", model=model,
+                                 test=table)  # the reference the register stage stores
     with open_registry(registry) as reg:
         reg.register("bc", model, metrics={"roc_auc": 0.99}, input_schema=schema,
-                     target="target", primary_metric="roc_auc")
+                     target="target", primary_metric="roc_auc",
+                     companions={"profile": profile.to_bytes(),
+                                 "test_predictions": predictions})
     return str(registry), list(X.columns), X.to_numpy().tolist()
 
 
@@ -160,14 +168,17 @@ class Contender:
         time.sleep(0.5)  # let the machine settle before the next start
 
 
-def start_ours(workdir: Path, registry: str, *, workers: int = 1) -> Contender:
+def start_ours(workdir: Path, registry: str, *, workers: int = 1,
+               log: str = "all") -> Contender:
     port = free_port()
     env = dict(os.environ)
     env.pop("FRAMEWORK_REGISTRY", None)
     name = "ours" if workers == 1 else f"ours --workers {workers}"
+    if log != "all":
+        name = f"ours, log {log}"
     return Contender(name, [sys.executable, "-m", "framework", "serve", "bc@champion",
                             "--registry", registry, "--port", str(port), "--workers",
-                            str(workers)], port, cwd=workdir, env=env)
+                            str(workers), "--log-predictions", log], port, cwd=workdir, env=env)
 
 
 def start_baseline(workdir: Path, registry: str, tree: Path, rev: str) -> Contender:
@@ -357,14 +368,17 @@ PHASES = ("ping", "1", "100", "concurrent", "ping_under_load")
 def table(results: dict[str, dict[str, float]], clients: int) -> str:
     names = list(results)
     before = next((n for n in names if n.startswith("before")), None)
-    header = ["metric", *names, "ours vs mlflow", *(["ours vs before"] if before else [])]
+    unlogged = next((n for n in names if n.startswith("ours, log off")), None)
+    header = ["metric", *names, "ours vs mlflow", *(["ours vs before"] if before else []),
+              *(["logging cost"] if unlogged else [])]
     lines = []
     for key, label, unit, higher in ROWS:
         cells = [f"{label.format(clients=clients)} ({unit})"]
         for name in names:
             v = results[name].get(key)
             cells.append("-" if v is None else (f"{v:.0f}" if unit == "req/s" else f"{v:.2f}"))
-        for other, wording in (("mlflow", "x"), *(((before, "%"),) if before else ())):
+        for other, wording in (("mlflow", "x"), *(((before, "%"),) if before else ()),
+                               *(((unlogged, "%"),) if unlogged else ())):
             ours, theirs = results.get("ours", {}).get(key), results.get(other, {}).get(key)
             if not (ours and theirs):
                 cells.append("")
@@ -395,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-workers-2", action="store_true", help="skip the ours --workers 2 row")
     p.add_argument("--baseline", metavar="REV", help="also serve the project as it was at this git "
                                                      "revision, alternated with the others")
+    p.add_argument("--log-overhead", action="store_true",
+                   help="also serve with --log-predictions off, alternated with the others: the "
+                        "cost of the prediction log (ours logs every request)")
     p.add_argument("--worker", choices=["mlflow-log"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -426,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         if tree is not None:
             starters[f"before ({args.baseline})"] = lambda: start_baseline(
                 workdir, registry, tree, args.baseline)
+        if args.log_overhead:
+            starters["ours, log off"] = lambda: start_ours(workdir, registry, log="off")
         if not args.no_workers_2:
             starters["ours --workers 2"] = lambda: start_ours(workdir, registry, workers=2)
         ready: dict[str, list[float]] = {name: [] for name in starters}
@@ -441,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             contenders.append(starters["mlflow"]())
             if tree is not None:
                 contenders.append(starters[f"before ({args.baseline})"]())
+            if args.log_overhead:
+                contenders.append(starters["ours, log off"]())
             # the same answers from both
             answers = []
             for c in contenders:

@@ -42,9 +42,13 @@ from framework.registry import ModelRef, Registry, open_registry, parse_uri
 from framework.serve import protocol
 from framework.serve.limits import (DEFAULT_POLL_INTERVAL, INLINE_BODY_BYTES, INLINE_CELLS,
                                     INLINE_COLUMNS, Limits)
-from framework.serve.metrics import Metrics
+from framework.errors import UsageError
+from framework.serve.live import DEFAULT_WINDOW, LiveWindow
+from framework.serve.metrics import PREFIX, Metrics
 from framework.serve.model import LoadedModel, load_version, quiet_feature_name_warning
 from framework.serve.openapi import openapi_spec
+from framework.serve.predlog import (DEFAULT_FLUSH_INTERVAL, PredictionLog, new_request_id,
+                                     valid_request_id)
 from framework.serve.protocol import (BAD_REQUEST, ENDPOINT_NOT_FOUND, INTERNAL_ERROR,
                                       RESOURCE_LIMIT_EXCEEDED, TEMPORARILY_UNAVAILABLE,
                                       RequestError)
@@ -157,14 +161,20 @@ def error_response(err: RequestError) -> Response:
 
 def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None,
                limits: Limits | None = None, poll_interval: float = DEFAULT_POLL_INTERVAL,
-               numpy_mode: bool = True, trusted: Sequence[str] | None = None) -> Starlette:
+               numpy_mode: bool = True, trusted: Sequence[str] | None = None,
+               log_predictions: float = 1.0, log_columns: Sequence[str] = (),
+               monitor_window: int = DEFAULT_WINDOW,
+               log_flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> Starlette:
     """The ASGI app serving ``model_uri`` (``NAME@ALIAS``, ``NAME/3``, ``models:/NAME@ALIAS``).
 
     The model is loaded here, before the app exists: an unknown model or a version that cannot be
     loaded raises (:class:`~framework.errors.FrameworkError`). ``limits`` bounds the work per
     request (:class:`~framework.serve.limits.Limits`); ``trusted`` names model-file classes
     trusted beyond the allowlist (default: the project's ``trusted_types``). ``poll_interval``
-    <= 0 stops alias following.
+    <= 0 stops alias following. ``log_predictions`` is the share of requests written to the
+    prediction log (:mod:`framework.serve.predlog`; 0: none), with the request columns
+    ``log_columns`` that the model does not take (a fairness group, for example); the latest
+    ``monitor_window`` logged rows feed the drift gauges of ``/metrics``.
     """
     limits = limits or Limits()
     quiet_feature_name_warning()
@@ -173,33 +183,58 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
     try:
         served = ServedModel(ref, reg, poll_interval=poll_interval, numpy_mode=numpy_mode,
                              trusted=None if trusted is None else tuple(trusted))
+        predlog = PredictionLog(reg.root, sample=log_predictions, extra_columns=log_columns,
+                                flush_interval=log_flush_interval)
+        if predlog.enabled:
+            try:
+                predlog.check_writable()
+            except OSError as exc:
+                raise UsageError(f"serve: {exc}; pass --log-predictions off to serve without "
+                                 "a prediction log") from None
     except BaseException:
         reg.close()
         raise
     metrics = Metrics(ROUTES)
+    live = LiveWindow(monitor_window)
+    predlog.listeners.append(live.add)
+    metrics.sections.append(lambda: _log_counters(predlog) + live.render(PREFIX))
     mv = served.current.version
     metrics.model = (mv.name, mv.version, served.alias or "")
     executor = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="score")
     admitted = asyncio.Semaphore(limits.threads)  # large requests being read, decoded, scored
     in_flight = 0
+    extra_columns = predlog.extra_columns
 
-    def parse_and_score(model: LoadedModel, body: bytes, kind: str) -> tuple[int, bytes]:
+    def parse_and_score(model: LoadedModel, body: bytes, kind: str
+                        ) -> tuple[protocol.Table, Any, Any, str, bytes]:
         table = model.parse(body, kind, max_cells=limits.max_cells)
-        predictions = score(model, table, model.method(table.params))
-        return table.n_rows, protocol.dumps({"predictions": predictions})
+        method = model.method(table.params)
+        x, predictions = score(model, table, method)
+        return table, x, predictions, method, protocol.dumps({"predictions": predictions})
 
     async def invocations(request: Request) -> Response:
         nonlocal in_flight
         started = time.perf_counter()
         model = served.current  # read once: this request keeps this version to the end
+        request_id = request.headers.get("x-request-id")
+        if request_id is None:
+            request_id = new_request_id()
+        elif not valid_request_id(request_id):
+            metrics.error("/invocations", BAD_REQUEST)
+            return error_response(RequestError(
+                400, BAD_REQUEST, "X-Request-ID must be 1 to 128 letters, digits, '.', '_', "
+                ":' or '-', starting with a letter or digit; received "
+                f"{protocol.short(repr(request_id), 60)}"))
+        id_header = {"x-request-id": request_id}
         if in_flight >= limits.max_concurrency:
             metrics.error("/invocations", TEMPORARILY_UNAVAILABLE)
             return error_response(RequestError(
                 503, TEMPORARILY_UNAVAILABLE, f"{limits.max_concurrency} requests are being "
                 "scored (--max-concurrency); retry shortly", headers={"retry-after": "1",
-                                                                     **_CLOSE}))
+                                                                     **_CLOSE, **id_header}))
         in_flight += 1
         metrics.in_flight = in_flight
+        logged = predlog.enabled and predlog.sampled()
         try:
             kind = protocol.content_kind(request.headers.get("content-type"))
             declared = declared_length(request, limits.max_body_bytes)
@@ -211,18 +246,21 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
                 cells = table.n_rows * max(table.width, len(model.columns or ()), 1)
                 if cells > INLINE_CELLS or table.width > INLINE_COLUMNS:
                     async with admitted:
-                        predictions = await loop.run_in_executor(executor, score, model, table,
-                                                                 method)
+                        x, predictions = await loop.run_in_executor(executor, score, model,
+                                                                    table, method)
                 else:
-                    predictions = score(model, table, method)
-                rows, payload = table.n_rows, protocol.dumps({"predictions": predictions})
+                    x, predictions = score(model, table, method)
+                payload = protocol.dumps({"predictions": predictions})
             else:  # large, chunked, CSV or Parquet: all of it in a scoring thread
                 async with admitted:  # wait for a thread before reading the body
                     body = await read_body(request, limits, declared)
-                    rows, payload = await loop.run_in_executor(executor, parse_and_score, model,
-                                                               body, kind)
+                    table, x, predictions, method, payload = await loop.run_in_executor(
+                        executor, parse_and_score, model, body, kind)
         except RequestError as err:
             metrics.error("/invocations", err.code)
+            if logged and err.status == 400:
+                predlog.refused(model, request_id, err.code, err.columns)
+            err.headers.update(id_header)
             return error_response(err)
         except ClientDisconnect:
             metrics.error("/invocations", "CLIENT_DISCONNECTED")
@@ -230,14 +268,21 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
         except Exception as exc:  # never a 5xx for an input: a clear 400 instead
             log.debug("unexpected error scoring a request", exc_info=True)
             metrics.error("/invocations", protocol.BAD_REQUEST)
-            return error_response(protocol.bad_request(
+            err = protocol.bad_request(
                 f"the request could not be scored ({type(exc).__name__}: "
-                f"{protocol.short(str(exc), 200)})"))
+                f"{protocol.short(str(exc), 200)})")
+            err.headers.update(id_header)
+            return error_response(err)
         finally:
             in_flight -= 1
             metrics.in_flight = in_flight
+        rows = table.n_rows
+        if logged and rows:
+            predlog.record(model, request_id, x, predictions, method,
+                           extras_of(table, extra_columns) if extra_columns else None)
         metrics.prediction(rows, time.perf_counter() - started)
-        return Response(payload, media_type=_JSON, headers={"x-model-version": model.tag})
+        return Response(payload, media_type=_JSON,
+                        headers={"x-model-version": model.tag, **id_header})
 
     async def ping(request: Request) -> Response:
         return Response("\n", media_type=_JSON)
@@ -250,6 +295,7 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
         return json_response(describe(served, limits))
 
     async def metrics_endpoint(request: Request) -> Response:
+        await asyncio.to_thread(live.refresh)  # the drift gauges, off the event loop
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(request: Request) -> Response:
@@ -282,6 +328,7 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
         task = None
         if served.follows and poll_interval > 0:
             task = asyncio.create_task(served.follow(metrics))
+        predlog.start()
         try:
             yield
         finally:
@@ -290,6 +337,7 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             executor.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(predlog.close)  # a graceful shutdown loses no logged row
             reg.close()
 
     routes = [
@@ -308,6 +356,8 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
     app.state.served = served
     app.state.limits = limits
     app.state.metrics = metrics
+    app.state.predlog = predlog
+    app.state.live = live
     return app
 
 
@@ -338,9 +388,40 @@ class MetricsMiddleware:
                                  time.perf_counter() - started)
 
 
-def score(model: LoadedModel, table: protocol.Table, method: str) -> Any:
+def score(model: LoadedModel, table: protocol.Table, method: str) -> tuple[Any, Any]:
+    """``(input, predictions)``: the model's checked input for ``table`` and what ``method``
+    returned for it."""
     x = model.prepare(table)
-    return model.predict(x, method)
+    return x, model.predict(x, method)
+
+
+def extras_of(table: protocol.Table, names: Sequence[str]) -> dict[str, list[Any]]:
+    """The values of request columns ``names`` (logged alongside, not model inputs)."""
+    out: dict[str, list[Any]] = {}
+    if table.frame is not None:
+        for name in names:
+            if name in table.frame.columns:
+                out[name] = table.frame[name].tolist()
+        return out
+    if table.columns is None or table.rows is None:
+        return out
+    labels = [c if isinstance(c, str) else str(c) for c in table.columns]
+    for name in names:
+        if name in labels:
+            j = labels.index(name)
+            out[name] = [row[j] if j < len(row) else None for row in table.rows]
+    return out
+
+
+def _log_counters(predlog: PredictionLog) -> list[str]:
+    lines = []
+    for name, value, text in (
+            ("logged_rows_total", predlog.logged_rows, "Rows written to the prediction log."),
+            ("log_dropped_rows_total", predlog.dropped_rows,
+             "Rows the prediction log dropped (buffer full or a write failed).")):
+        lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} counter",
+                  f"{PREFIX}_{name} {value}"]
+    return lines
 
 
 def declared_length(request: Request, limit: int) -> int | None:

@@ -66,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "trusted too)")
     p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL,
                    help="seconds between checks of the alias (default 1; 0: do not follow)")
+    p.add_argument("--log-predictions", default="all", metavar="off|all|SHARE",
+                   help="write scored requests to the prediction log in the registry (default "
+                        "all; 0.1: one request in ten; off: none)")
+    p.add_argument("--log-column", action="append", default=[], metavar="NAME",
+                   help="a request column to log beside the model's inputs (repeatable; the "
+                        "fairness columns of the project's monitor: are logged anyway)")
+    p.add_argument("--monitor-window", type=int, default=1000, metavar="ROWS",
+                   help="logged rows behind the drift gauges of /metrics (default 1000)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--detach", action="store_true",
                    help="run in the background: return once the server answers, with its pid "
@@ -83,6 +91,7 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"serve: --port must be between 0 and 65535, found {args.port}")
     args.limits = limits_of(args)
     args.trusted = trusted_of(args)
+    args.sample, args.log_columns = logging_of(args)
     if args.detach:
         return _detach([a for a in argv if a != "--detach"], args)
     _configure_logging(args.log_level, args.access_log)
@@ -150,6 +159,26 @@ def limits_of(args: argparse.Namespace) -> Limits:
         raise UsageError(f"serve: --{field.replace('_', '-')} {problem}") from None
 
 
+def logging_of(args: argparse.Namespace) -> tuple[float, tuple[str, ...]]:
+    """The share of requests to log, and the extra columns to log (``--log-column`` and the
+    columns the project's ``monitor:`` policy needs)."""
+    from framework.serve.predlog import parse_sampling
+
+    try:
+        sample = parse_sampling(args.log_predictions)
+    except ValueError as exc:
+        raise UsageError(f"serve: --log-predictions: {exc}") from None
+    if args.monitor_window < 1:
+        raise UsageError(f"serve: --monitor-window must be at least 1, found "
+                         f"{args.monitor_window}")
+    columns = list(args.log_column)
+    if os.path.exists("params.yaml"):
+        from framework.monitor.policy import project_policy
+
+        columns += list(project_policy().logged_columns())
+    return sample, tuple(dict.fromkeys(columns))
+
+
 def trusted_of(args: argparse.Namespace) -> tuple[str, ...]:
     """The project's ``trusted_types`` and the ``--trust`` names, checked."""
     from framework import trust
@@ -210,7 +239,9 @@ def _serve_one(args: argparse.Namespace) -> int:
             from framework.serve.app import create_app
 
             app = create_app(args.model, registry=args.registry, limits=args.limits,
-                             poll_interval=args.poll_interval, trusted=args.trusted)
+                             poll_interval=args.poll_interval, trusted=args.trusted,
+                             log_predictions=args.sample, log_columns=args.log_columns,
+                             monitor_window=args.monitor_window)
         except BaseException:
             sock.close()
             raise
@@ -247,7 +278,8 @@ def _serve_many(args: argparse.Namespace) -> int:
     os.environ[ENV_CONFIG] = json.dumps({
         "model_uri": args.model, "registry": registry,
         "limits": dataclasses.asdict(args.limits), "poll_interval": args.poll_interval,
-        "trusted": list(args.trusted)})
+        "trusted": list(args.trusted), "log_predictions": args.sample,
+        "log_columns": list(args.log_columns), "monitor_window": args.monitor_window})
     config = _uvicorn_config("framework.serve.app:app_from_env", args, factory=True,
                              workers=args.workers)
     sock = _bind(args.host, args.port)

@@ -155,7 +155,8 @@ class Decoder:
                                    f"{where}: column {short(name, 60)!r}, row {i}: expected "
                                    f"{noun}, received {json_type(value)} "
                                    f"{short(repr(value), 40)}"
-                                   + (" (send numbers unquoted)" if quoted else ""))
+                                   + (" (send numbers unquoted)" if quoted else ""),
+                                   columns=(name,))
 
     # -- CSV -------------------------------------------------------------------------------------
 
@@ -309,8 +310,9 @@ def _csv_error(text: str, header: list[str], body: bytes) -> RequestError:
                                                                "a value of its type")
         return RequestError(400, INVALID_PARAMETER_VALUE,
                             f"{where}, line {line}: expected {noun}, received "
-                            f"{short(repr(value), 40)}")
-    return RequestError(400, INVALID_PARAMETER_VALUE, f"{where}: {short(match[2], 160)}")
+                            f"{short(repr(value), 40)}", columns=(name,))
+    return RequestError(400, INVALID_PARAMETER_VALUE, f"{where}: {short(match[2], 160)}",
+                        columns=(name,))
 
 
 def _first_bad_cell(body: bytes, name: str, target: str) -> tuple[int, str] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 #: Upper bounds (seconds) of the latency histogram buckets.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -64,6 +65,8 @@ class Metrics:
         self.load_failures = 0
         self.in_flight = 0
         self.model: tuple[str, int, str] | None = None
+        #: More families to render, each a function returning exposition lines.
+        self.sections: list[Callable[[], list[str]]] = []
 
     def path_label(self, path: str) -> str:
         return path if path in self.routes else "other"
@@ -136,4 +139,6 @@ class Metrics:
             out.append(f"{name}{_labels((('model', model), ('alias', alias)))} {version}")
         name = family("start_time_seconds", "gauge", "Unix time the server process started.")
         out.append(f"{name} {_number(self.started)}")
+        for section in self.sections:
+            out.extend(section())
         return "\n".join(out) + "\n"

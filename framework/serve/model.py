@@ -153,6 +153,7 @@ class LoadedModel:
     methods: tuple[str, ...]
     decoder: Decoder = field(default_factory=lambda: Decoder({}))
     loaded_at: float = field(default_factory=time.time)
+    profile: Any = None                # the version's reference profile (monitoring), if any
 
     # -- describing -----------------------------------------------------------------------------
 
@@ -290,10 +291,12 @@ class LoadedModel:
                 lines = [v.message for v in report.violations[:10]]
                 more = len(report.violations) - len(lines)
                 text = "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+                broken = tuple(dict.fromkeys(str(v.column) if v.column is not None
+                                             else "(row)" for v in report.violations))
                 raise RequestError(400, INVALID_PARAMETER_VALUE,
                                    f"the request does not match the input schema of "
                                    f"{self.label}: {text}",
-                                   details=report.to_dict()) from None
+                                   details=report.to_dict(), columns=broken) from None
             except Exception as exc:  # a value the engine cannot even compare
                 raise RequestError(400, INVALID_PARAMETER_VALUE,
                                    f"the request cannot be checked against the input schema of "
@@ -309,7 +312,7 @@ class LoadedModel:
             if missing:
                 raise RequestError(400, INVALID_PARAMETER_VALUE,
                                    f"{self.label} needs column(s) absent from the request: "
-                                   f"{short(', '.join(missing), 200)}")
+                                   f"{short(', '.join(missing), 200)}", columns=tuple(missing))
             if names != self.features:
                 frame = frame.loc[:, self.features]
         if self.array_input:
@@ -389,7 +392,23 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
     return LoadedModel(version=mv, estimator=estimator, alias=alias, schema=schema,
                        compiled=compiled, columns=columns, features=features, plan=plan,
                        numpy_mode=use_numpy, array_input=array_input, methods=methods,
-                       decoder=Decoder.from_schema(schema))
+                       decoder=Decoder.from_schema(schema), profile=_profile(registry, mv))
+
+
+def _profile(registry: Any, mv: ModelVersion) -> Any:
+    """The version's reference profile, None when it has none (or it cannot be read: serving
+    goes on without the drift gauges, and says why)."""
+    try:
+        data = registry.companion(mv, "profile")
+        if data is None:
+            return None
+        from framework.monitor.profile import Profile
+
+        return Profile.from_bytes(data)
+    except Exception as exc:
+        log.warning("%s v%d: no drift gauges (its profile cannot be read: %s)", mv.name,
+                    mv.version, exc)
+        return None
 
 
 def quiet_feature_name_warning() -> None:

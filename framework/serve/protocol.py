@@ -47,17 +47,25 @@ MAX_MESSAGE = 300
 
 class RequestError(Exception):
     """A request the server refuses: HTTP ``status``, MLflow ``code``, a short ``message``, and
-    response ``headers`` to add (``Retry-After``, ``Connection: close``)."""
+    response ``headers`` to add (``Retry-After``, ``Connection: close``). ``columns`` names the
+    input columns whose values broke the model's input schema (the prediction log counts them)."""
 
     def __init__(self, status: int, code: str, message: str,
                  details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 columns: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
         self.headers = headers or {}
+        self.columns = tuple(columns)
+
+    @property
+    def schema_violation(self) -> bool:
+        """Whether the request was refused because values broke the input schema."""
+        return bool(self.columns)
 
 
 def bad_request(message: str) -> RequestError:
