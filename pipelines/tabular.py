@@ -43,12 +43,27 @@ def ingest(dataset: Dataset) -> dict[str, pd.DataFrame]:
     return {"raw": frame}
 
 
-def split(raw: pd.DataFrame, *, split: SplitParams, seed: int,
-          target: str) -> dict[str, pd.DataFrame]:
-    """Hold out a test set, stratified on the target when asked."""
-    train, test = train_test_split(raw, test_size=split["test_size"], random_state=seed,
-                                   stratify=raw[target] if split.get("stratify") else None)
+def split(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, *, split: SplitParams,
+          seed: int, target: str) -> dict[str, pd.DataFrame]:
+    """Hold out a test set, stratified on the target when asked.
+
+    ``feedback`` holds labelled production rows (written by ``monitor --retrain``; absent until
+    then). They are split the same way and added to both sides: the new model learns from them,
+    and it is judged (and the champion re-scored) on a test set that includes them."""
+    train, test = _hold_out(raw, split, seed, target)
+    if feedback is not None and len(feedback):
+        more_train, more_test = _hold_out(feedback[list(raw.columns)], split, seed, target)
+        train = pd.concat([train, more_train], ignore_index=True)
+        test = pd.concat([test, more_test], ignore_index=True)
     return {"train": train.reset_index(drop=True), "test": test.reset_index(drop=True)}
+
+
+def _hold_out(rows: pd.DataFrame, split: SplitParams, seed: int,
+              target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # stratify only where every class has the two rows it needs
+    stratify = split.get("stratify") and rows[target].value_counts().min() >= 2
+    return train_test_split(rows, test_size=split["test_size"], random_state=seed,
+                            stratify=rows[target] if stratify else None)
 
 
 def train(train: pd.DataFrame, *, preprocess: BaseEstimator | str, model: BaseEstimator,
