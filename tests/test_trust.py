@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import json
 import zipfile
 from pathlib import Path
 from typing import Any

@@ -179,26 +179,23 @@ def _threshold(spec: ColumnTest, kind: str, alpha: float) -> float:
     return DISTANCE_THRESHOLDS[spec.test]
 
 
-def _picture(sketch: Any, current: Any, comparison: Any) -> dict[str, Any]:
+def _picture(sketch: Any, comparison: Any) -> dict[str, Any]:
     """Reference and current shares on the same bins, for the HTML report."""
     if isinstance(sketch, NumericSketch):
         edges, ref_shares = sketch.histogram(PICTURE_BINS)
-        if not edges.size:
+        if not edges.size or comparison is None:
             return {}
-        values = current[np.isfinite(current)]
+        k = max(int(comparison.values.size), 1)
         if sketch.exact and edges.size == ref_shares.size:  # one bar per distinct value
-            idx = np.searchsorted(edges, values)
-            inside = (idx < edges.size) & (edges[np.minimum(idx, edges.size - 1)] == values)
-            counts = np.bincount(idx[inside], minlength=edges.size)
-            cur = counts / max(len(values), 1)
+            cur = comparison.counts_of(edges) / k
             return {"kind": "bars", "labels": [f"{e:g}" for e in edges.tolist()],
                     "reference": ref_shares.tolist(), "current": cur.tolist()}
-        counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-        cur = counts / max(len(values), 1)
+        values = comparison.values
+        outside = (np.searchsorted(values, edges[0], side="left")
+                   + values.size - np.searchsorted(values, edges[-1], side="right"))
         return {"kind": "histogram", "edges": edges.tolist(), "reference": ref_shares.tolist(),
-                "current": cur.tolist(),
-                "outside": float(np.mean((values < edges[0]) | (values > edges[-1])))
-                if len(values) else 0.0}
+                "current": (comparison.counts(edges) / k).tolist(),
+                "outside": float(outside / k)}
     ref = sketch.shares()
     cur = comparison.shares if comparison is not None else {}
     keys = list(dict.fromkeys([*ref, *cur]))[:30]
@@ -266,8 +263,7 @@ def data_drift(profile: Profile, policy: Policy, observed: Observed) -> CheckRes
         values = numeric_values(series) if sketch.kind == "numeric" else series
         shown, statistic, p, threshold, numbers, comparison = _compare(
             name, sketch, values, spec, cfg.alpha, key)
-        numbers["picture"] = _picture(sketch, values if sketch.kind == "numeric" else None,
-                                      comparison)
+        numbers["picture"] = _picture(sketch, comparison)
         f = Finding("data_drift", name, shown, statistic, threshold, OK, p_value=p,
                     numbers={"kind": sketch.kind, **numbers})
         findings.append(f)
@@ -347,7 +343,7 @@ def prediction_drift(profile: Profile, policy: Policy, observed: Observed) -> Ch
                         numbers={"kind": "numeric", "ks": c.ks, "ks_p_value": c.ks_p,
                                  "wasserstein": c.wasserstein,
                                  "reference_mean": pred.score.mean, "current_mean": c.mean,
-                                 "picture": _picture(pred.score, current, None)})
+                                 "picture": _picture(pred.score, c)})
             findings.append(f)
             pvalues.append(c.ks_p)
     if pred.labels is not None:
@@ -358,7 +354,7 @@ def prediction_drift(profile: Profile, policy: Policy, observed: Observed) -> Ch
                     numbers={"kind": "categorical", "chi2": cc.chi2, "chi2_p_value": cc.chi2_p,
                              "jensenshannon": cc.jensenshannon, "shares": cc.shares,
                              "reference_shares": pred.labels.shares(),
-                             "picture": _picture(pred.labels, None, cc)})
+                             "picture": _picture(pred.labels, cc)})
         findings.append(f)
         pvalues.append(cc.chi2_p)
     adjusted = benjamini_hochberg(pvalues)

@@ -227,12 +227,16 @@ def label_main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(result.__dict__, indent=2))
         return 0
+    waiting = result.rows - result.joined
     print(f"labelled {result.rows} rows from {args.file} (column {result.column!r}): "
-          f"{result.added} new, {result.changed} changed, {result.unchanged} already labelled")
+          f"{result.joined} join logged predictions"
+          + (f", {waiting} wait for theirs" if waiting else "")
+          + f"; {result.added} new, {result.changed} changed, {result.unchanged} already "
+          "labelled")
     if result.unknown:
         shown = ", ".join(result.unknown[:5]) + (" …" if len(result.unknown) > 5 else "")
-        print(f"{len(result.unknown)} request id(s) are in no prediction log (yet): kept; they "
-              f"join when those requests are logged ({shown})", file=sys.stderr)
+        print(f"{len(result.unknown)} unknown request id(s), in no prediction log (yet): kept; "
+              f"they join when those requests are logged ({shown})", file=sys.stderr)
     return 0
 
 

@@ -30,6 +30,7 @@ class LabelResult:
     changed: int
     unchanged: int
     column: str
+    joined: int = 0  # labels whose request (and row) is in a prediction log
     unknown: list[str] = field(default_factory=list)  # request ids in no prediction log
 
 
@@ -144,8 +145,8 @@ def label_file(registry: Registry, path: str | Path, *, model: str | None = None
                              + (f" (and {len(multi) - 1} more such requests)" if len(multi) > 1
                                 else "") + "; add a 'row' column (each row's position in its "
                              "request, from 0)")
-    unknown = sorted({lab.request_id for lab in labels
-                      if lab.request_id not in logged or lab.row >= logged[lab.request_id]})
+    waiting = [lab for lab in labels
+               if lab.request_id not in logged or lab.row >= logged[lab.request_id]]
     written = registry.store.put_labels(labels, utc_now())
     return LabelResult(len(labels), written.added, written.changed, written.unchanged, column,
-                       unknown)
+                       len(labels) - len(waiting), sorted({lab.request_id for lab in waiting}))

@@ -120,6 +120,15 @@ def from_batch(registry: Registry, mv: ModelVersion, frame: Any, policy: Policy,
     groups = {name: frame[name].to_numpy(dtype=object) for name in policy.logged_columns()
               if name in frame.columns}
     n = len(frame)
+    model = registry.load(mv, trusted=trusted)
+    names = getattr(model, "feature_names_in_", None)
+    wanted = [str(c) for c in (names if names is not None else
+                               (schema or {}).get("properties") or frame.columns)]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:  # not one row could be scored: the wrong file, not a schema violation
+        raise UsageError(f"the batch lacks column(s) {', '.join(missing[:10])}"
+                         + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+                         + f" that {mv.name} v{mv.version} takes")
     refused: list[tuple[str, tuple[str, ...]]] = []
     good = np.ones(n, dtype=bool)
     features = frame
@@ -137,17 +146,11 @@ def from_batch(registry: Registry, mv: ModelVersion, frame: Any, policy: Policy,
             refused.append((SCHEMA_CODE, tuple(dict.fromkeys(columns))))
         features = conform(inputs[good].reset_index(drop=True), compiled, what="batch") \
             if good.any() else inputs.iloc[:0]
-    model = registry.load(mv, trusted=trusted)
     predictions = np.empty(0)
     proba = None
     if len(features):
         from framework.monitor.profile import model_scores
 
-        wanted = list(getattr(model, "feature_names_in_", features.columns))
-        missing = [c for c in wanted if c not in features.columns]
-        if missing:
-            raise UsageError(f"the batch lacks column(s) {', '.join(map(str, missing[:10]))} "
-                             f"that {mv.name} v{mv.version} takes")
         predictions, proba = model_scores(model, features[wanted])
     return Observed(
         features=features.reset_index(drop=True) if isinstance(features, pd.DataFrame)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -229,6 +229,20 @@ class NumericComparison:
     psi: float
     mean: float
     std: float
+    #: the finite current values, sorted: what any further count over them starts from
+    values: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+
+    def counts(self, edges: np.ndarray) -> np.ndarray:
+        """Counts of the current values in the bins of ``edges`` (values outside them count in
+        the first or last bin, the last bin closed), as ``np.histogram`` of the clipped values
+        would give them, without sorting again."""
+        inner = np.searchsorted(self.values, edges[1:-1], side="left")
+        return np.diff(np.concatenate(([0], inner, [self.values.size])))
+
+    def counts_of(self, points: np.ndarray) -> np.ndarray:
+        """How many current values equal each of the sorted ``points``."""
+        return (np.searchsorted(self.values, points, side="right")
+                - np.searchsorted(self.values, points, side="left"))
 
 
 def compare_numeric(ref: NumericSketch, values: Any) -> NumericComparison:
@@ -273,7 +287,7 @@ def compare_numeric(ref: NumericSketch, values: Any) -> NumericComparison:
 
     psi_value = _psi_from_cdf(ref, f_ref, f_cur)
     return NumericComparison(k, missing, ks, ks_p, wasserstein, psi_value, float(ys.mean()),
-                             float(ys.std()))
+                             float(ys.std()), ys)
 
 
 def _psi_edges(ref: NumericSketch) -> np.ndarray:
@@ -355,7 +369,7 @@ def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[fl
     more than a fifth of them are below :data:`MIN_EXPECTED`, the two rarest categories are
     merged (so rare categories pool their evidence, and a value never seen before still counts).
     Fewer than two categories is p = 1."""
-    from scipy.stats import chi2
+    from scipy.special import chdtrc  # chi2's survival function, without scipy.stats's 1.5 s
 
     table = np.vstack([ref_counts, cur_counts]).astype(np.float64)
     table = table[:, table.sum(axis=0) > 0]
@@ -374,7 +388,7 @@ def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[fl
     if dof < 1 or n == 0:
         return 0.0, 1.0, 0
     stat = float(np.sum((table - expected) ** 2 / expected))
-    return stat, float(chi2.sf(stat, dof)), int(dof)
+    return stat, float(chdtrc(dof, stat)), int(dof)
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:

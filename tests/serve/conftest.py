@@ -41,6 +41,30 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory, model_file: Path,
 
 
 @pytest.fixture(scope="session")
+def monitored(tmp_path_factory: pytest.TempPathFactory, data: Data,
+              features_schema: dict[str, Any]) -> Path:
+    """A registry whose version has its reference profile, as the register stage stores it."""
+    import pandas as pd
+
+    from framework.monitor.profile import build
+    from framework.registry import open_registry
+
+    frame = pd.DataFrame(data.rows, columns=data.columns)
+    frame["target"] = data.target
+    frame = frame.sample(frac=1.0, random_state=0)  # the bundled rows are not in random order
+    model = fit(data)
+    profile, predictions = build(frame.iloc[:400], schema=features_schema, target="target",
+                                 model=model, test=frame.iloc[400:])
+    root = tmp_path_factory.mktemp("monitored") / "registry"
+    with open_registry(root) as reg:
+        reg.register(MODEL, model, metrics={"roc_auc": 0.99, "accuracy": 0.95},
+                     input_schema=features_schema, target="target", primary_metric="roc_auc",
+                     actor="tests", companions={"profile": profile.to_bytes(),
+                                                "test_predictions": predictions})
+    return root
+
+
+@pytest.fixture(scope="session")
 def server(registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shared server: breast_cancer@champion, 1 MB body limit."""
     s = start(f"{MODEL}@champion", "--registry", str(registry_dir), "--max-body-bytes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,3 +151,23 @@ def wait_ready(server: Server, timeout: float = READY_TIMEOUT) -> Server:
 
 def start(*args: str, cwd: Path) -> Server:
     return wait_ready(launch(*args, cwd=cwd))
+
+
+def fresh(root: Path, tmp_path: Path) -> Path:
+    """A copy of the registry at ``root`` for one test to write into."""
+    copy = tmp_path / "registry"
+    shutil.copytree(root, copy)
+    return copy
+
+
+def wait_rows(root: Path, n: int, timeout: float = 10.0) -> Any:
+    """The prediction log of ``MODEL`` once it holds ``n`` rows (or at the timeout)."""
+    from framework.serve.predlog import read_log
+
+    deadline = time.monotonic() + timeout
+    while True:
+        table = read_log(root, MODEL)
+        rows = 0 if table is None else table.num_rows
+        if rows >= n or time.monotonic() > deadline:
+            return table
+        time.sleep(0.1)

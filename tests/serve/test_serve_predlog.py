@@ -3,56 +3,15 @@ and a SIGKILL keep, sampling, and the drift gauges it feeds."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from serve_testlib import MODEL, Data, Server, fit, start
+from serve_testlib import MODEL, Data, Server, fresh, start, wait_rows
 
 from framework.serve.predlog import read_log
-
-
-@pytest.fixture(scope="module")
-def monitored(tmp_path_factory: pytest.TempPathFactory, data: Data,
-              features_schema: dict[str, Any]) -> Path:
-    """A registry whose version has its reference profile, as the register stage stores it."""
-    import pandas as pd
-
-    from framework.monitor.profile import build
-    from framework.registry import open_registry
-
-    frame = pd.DataFrame(data.rows, columns=data.columns)
-    frame["target"] = data.target
-    model = fit(data)
-    profile, predictions = build(frame.iloc[:400], schema=features_schema, target="target",
-                                 model=model, test=frame.iloc[400:])
-    root = tmp_path_factory.mktemp("monitored") / "registry"
-    with open_registry(root) as reg:
-        reg.register(MODEL, model, metrics={"roc_auc": 0.99, "accuracy": 0.95},
-                     input_schema=features_schema, target="target", primary_metric="roc_auc",
-                     actor="tests", companions={"profile": profile.to_bytes(),
-                                                "test_predictions": predictions})
-    return root
-
-
-def fresh(root: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "registry"
-    shutil.copytree(root, copy)
-    return copy
-
-
-def wait_rows(root: Path, n: int, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        table = read_log(root, MODEL)
-        rows = 0 if table is None else table.num_rows
-        if rows >= n or time.monotonic() > deadline:
-            return table
-        time.sleep(0.1)
 
 
 def serve(root: Path, tmp_path: Path, *args: str) -> Server:
