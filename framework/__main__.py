@@ -12,7 +12,11 @@ import sys
 
 from framework.cli import main
 
-code = main()
+try:
+    code = main()
+except BrokenPipeError:  # the reader went away mid-output (`| head`): stop quietly
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 1
 logging.shutdown()
 try:
     sys.stdout.flush()

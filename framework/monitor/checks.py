@@ -519,20 +519,31 @@ def estimated_performance(profile: Profile, policy: Policy, observed: Observed,
     from framework.monitor.performance import estimate, fit_calibration
 
     calibration = None
+    on_test: dict[str, Any] = {}  # the same estimate on the version's own test predictions
     tp = test_predictions
-    if tp is not None and "y_true" in tp.columns:
-        columns = [f"proba_{j}" for j in range(len(pred.classes))]
-        if all(c in tp.columns for c in columns):
-            calibration = fit_calibration(tp[columns].to_numpy(dtype=np.float64),
+    columns = [f"proba_{j}" for j in range(len(pred.classes))]
+    if tp is not None and all(c in tp.columns for c in columns):
+        test_proba = tp[columns].to_numpy(dtype=np.float64)
+        if "y_true" in tp.columns:
+            calibration = fit_calibration(test_proba,
                                           _typed_labels(tp["y_true"].to_numpy(dtype=object),
                                                         pred.classes), pred.classes)
+        if "y_pred" in tp.columns:
+            on_test = estimate(test_proba, _typed_labels(tp["y_pred"].to_numpy(dtype=object),
+                                                         pred.classes),
+                               pred.classes, list(cfg.tolerance), calibration)
     estimates = estimate(observed.proba, np.asarray(observed.predictions), pred.classes,
                          list(cfg.tolerance), calibration)
     mask = observed.labelled()
     findings = []
     for metric, tol in cfg.tolerance.items():
         e = estimates.get(metric)
-        reference = registered.get(metric)
+        registered_value = registered.get(metric)
+        # The baseline is the estimate on the test set, as NannyML's reference period is: a
+        # model whose probabilities could not be calibrated (too few test rows) is off by the
+        # same bias on both, so only a change alarms; without test predictions, the registered
+        # value is the baseline.
+        reference = on_test[metric].value if metric in on_test else registered_value
         if e is None or not isinstance(reference, (int, float)):
             findings.append(Finding(name, metric, "cbpe", None, None, OFF,
                                     "not estimable for this model" if e is None else
@@ -546,11 +557,15 @@ def estimated_performance(profile: Profile, policy: Policy, observed: Observed,
                                                                  pred.classes),
                                            np.asarray(observed.predictions)[mask],
                                            observed.proba[mask], pred.classes)
+        baseline = (f"estimated {reference:.4g} on the test set" if metric in on_test
+                    else f"registered {reference:.4g}")
         findings.append(Finding(
             name, metric, "cbpe", e.value, reference - tol, status,
-            f"95% interval {e.low:.3f}–{e.high:.3f}; registered {reference:.4g}"
+            f"95% interval {e.low:.3f}–{e.high:.3f}; {baseline}"
             + (f"; realized {realized:.4g} on labelled rows" if realized is not None else ""),
-            numbers={"low": e.low, "high": e.high, "registered": reference, "drop": drop,
+            numbers={"low": e.low, "high": e.high, "baseline": reference,
+                     "baseline_from": "test set estimate" if metric in on_test else
+                     "registered", "registered": registered_value, "drop": drop,
                      "tolerance": tol, "realized": realized}))
     ece = pred.calibration_error
     alarms = [f.subject for f in findings if f.status == ALARM]

@@ -2,7 +2,8 @@
 
 Realized metrics use scikit-learn's definitions, as the bundled ``evaluate`` stage does: for two
 classes the positive class is the model's second class (``classes[1]``), for more the average is
-``macro``; ``roc_auc`` and ``log_loss`` need probabilities.
+``macro`` (``f1_weighted``, ``precision_micro`` and the like average as scikit-learn's scorers
+of those names do); ``roc_auc`` and ``log_loss`` need probabilities.
 
 The estimate without labels is confidence-based performance estimation (CBPE, as in NannyML):
 when the model's probabilities are calibrated, a row predicted positive with probability ``p`` is
@@ -58,11 +59,14 @@ def compute_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.
         return float(skm.accuracy_score(y_true, y_pred))
     if name == "balanced_accuracy":
         return float(skm.balanced_accuracy_score(y_true, y_pred))
-    if name in ("precision", "recall", "f1"):
+    base, _, average = name.partition("_")
+    if base in ("precision", "recall", "f1") and average in ("", "macro", "micro", "weighted"):
         fn = {"precision": skm.precision_score, "recall": skm.recall_score,
-              "f1": skm.f1_score}[name]
+              "f1": skm.f1_score}[base]
         kwargs: dict[str, Any] = {"zero_division": 0}
-        if binary:
+        if average:
+            kwargs.update(average=average, labels=classes_arr)
+        elif binary:
             kwargs.update(average="binary", pos_label=classes_arr[1])
         else:
             kwargs.update(average="macro", labels=classes_arr)

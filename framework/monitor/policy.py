@@ -58,8 +58,11 @@ DISTANCE_THRESHOLDS = {"wasserstein": 0.1, "psi": 0.1, "jensenshannon": 0.1}
 AUTO_NUMERIC_THRESHOLD = 0.1
 AUTO_CATEGORICAL_THRESHOLD = 0.05
 
+#: scikit-learn's scorer names: ``f1_macro`` is F1 averaged over the classes, and so on
+AVERAGED_METRICS = tuple(f"{m}_{a}" for m in ("precision", "recall", "f1")
+                         for a in ("macro", "micro", "weighted"))
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1",
-                          "roc_auc", "log_loss")
+                          *AVERAGED_METRICS, "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mse", "mae", "r2")
 PERFORMANCE_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")

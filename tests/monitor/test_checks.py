@@ -160,6 +160,41 @@ def test_the_label_free_estimate_tracks_realized_accuracy(world: dict[str, Any])
         assert low < estimate < high and high - low < 0.05
 
 
+class Underconfident(Fitted):
+    """Probabilities pulled halfway to 0.5, as a random forest's often are: not calibrated."""
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        return 0.5 + 0.5 * (super().predict_proba(x) - 0.5)
+
+
+def test_an_uncalibrated_model_is_judged_against_its_own_estimate_on_the_test_set() -> None:
+    """With too few test rows to calibrate on, the estimate is biased (here low by ~0.1): the
+    baseline is then the same estimate on the test set, so unchanged data does not alarm and a
+    real drop still does."""
+    from framework.monitor.profile import read_test_predictions
+
+    rng = np.random.default_rng(21)
+    train, test = make(5_000, rng), make(60, rng)  # fewer than 100 rows: no calibration
+    model = Underconfident(train)
+    profile, predictions = build(train, schema=SCHEMA, target="y", model=model, test=test)
+    world = {"profile": profile, "model": model,
+             "test_predictions": read_test_predictions(predictions)}
+    frame = make(5_000, rng)
+    result = run(world, observed(world, frame)).check("estimated_performance")
+    accuracy = result.findings[0]
+    realized = float(np.mean(model.predict(frame.drop(columns=["y"])) == frame["y"]))
+    assert realized - accuracy.statistic > 0.05  # biased: it is not calibrated
+    assert result.status == checks.OK, result.message
+    assert accuracy.numbers["baseline_from"] == "test set estimate"
+    assert "on the test set" in accuracy.detail
+    harder = make(5_000, rng)
+    harder[["x0", "x1", "x2"]] *= 0.3  # rows crowd the decision boundary: harder to call
+    logit = harder["x0"] - harder["x1"] + 0.5 * harder["x2"]
+    harder["y"] = (rng.random(5_000) < 1 / (1 + np.exp(-logit))).astype(int)
+    worse = run(world, observed(world, harder)).check("estimated_performance")
+    assert worse.status == checks.ALARM, worse.message
+
+
 def test_fairness_gap_between_groups(world: dict[str, Any]) -> None:
     rng = np.random.default_rng(18)
     frame = make(3_000, rng)

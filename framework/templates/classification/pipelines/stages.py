@@ -35,11 +35,20 @@ def ingest(dataset: Dataset) -> dict[str, pd.DataFrame]:
     return {"raw": frame.rename(columns={"target": dataset["target"]})}
 
 
-def split(raw: pd.DataFrame, *, split: SplitParams, seed: int,
-          target: str) -> dict[str, pd.DataFrame]:
-    train, test = train_test_split(raw, test_size=split["test_size"], random_state=seed,
-                                   stratify=raw[target] if split["stratify"] else None)
-    return {"train": train.reset_index(drop=True), "test": test.reset_index(drop=True)}
+def split(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, *, split: SplitParams,
+          seed: int, target: str) -> dict[str, pd.DataFrame]:
+    """Hold out a test set; labelled production rows (``feedback``, written by ``monitor
+    --retrain``, absent until then) are split the same way and join both sides."""
+    parts = [raw] if feedback is None else [raw, feedback[list(raw.columns)]]
+    trains, tests = [], []
+    for rows in parts:
+        stratify = split["stratify"] and rows[target].value_counts().min() >= 2
+        train, test = train_test_split(rows, test_size=split["test_size"], random_state=seed,
+                                       stratify=rows[target] if stratify else None)
+        trains.append(train)
+        tests.append(test)
+    return {"train": pd.concat(trains, ignore_index=True),
+            "test": pd.concat(tests, ignore_index=True)}
 
 
 def train(train: pd.DataFrame, *, model: ClassifierMixin, target: str) -> dict[str, Any]:

@@ -39,9 +39,15 @@ def ingest(dataset: Dataset) -> dict[str, pd.DataFrame]:
     return {"raw": frame.rename(columns={"target": dataset["target"]})}
 
 
-def split(raw: pd.DataFrame, *, split: SplitParams, seed: int) -> dict[str, pd.DataFrame]:
-    train, test = train_test_split(raw, test_size=split["test_size"], random_state=seed)
-    return {"train": train.reset_index(drop=True), "test": test.reset_index(drop=True)}
+def split(raw: pd.DataFrame, feedback: pd.DataFrame | None = None, *, split: SplitParams,
+          seed: int) -> dict[str, pd.DataFrame]:
+    """Hold out a test set; labelled production rows (``feedback``, written by ``monitor
+    --retrain``, absent until then) are split the same way and join both sides."""
+    parts = [raw] if feedback is None else [raw, feedback[list(raw.columns)]]
+    halves = [train_test_split(rows, test_size=split["test_size"], random_state=seed)
+              for rows in parts]
+    return {"train": pd.concat([h[0] for h in halves], ignore_index=True),
+            "test": pd.concat([h[1] for h in halves], ignore_index=True)}
 
 
 def train(train: pd.DataFrame, *, preprocess: Preprocess, model: RegressorMixin,
