@@ -9,7 +9,8 @@ a column the model does not take, which the server logs because the project's ``
 policy checks fairness by it) and is sent to ``/invocations`` as one request. ``--shift COL=F``
 multiplies a column by F, for the rows of ``--shifted-clinic`` only (default: every row), as a
 recalibrated scanner in one clinic would. The ground truth of every request goes to
-``labels.csv`` (``request_id,target``), ready for ``python -m framework monitor label``.
+``labels.csv`` (``request_id,target``), ready for ``python -m framework monitor label``. It
+returns a second after the last request, once the server has flushed them to its log.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import http.client
 import json
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -63,6 +65,7 @@ def main() -> int:
             return 1
         ids.append(resp.getheader("x-request-id"))
     conn.close()
+    time.sleep(1.1)  # the server flushes its prediction log at least once a second
     pd.DataFrame({"request_id": ids, args.target: truth}).to_csv(args.labels, index=False)
     print(f"sent {len(ids)} requests ({int(shifted.sum()) if args.shift else 0} shifted); "
           f"their labels are in {args.labels}")

@@ -172,9 +172,10 @@ def _print_report(report: Any, ref: str, run_id: int | None) -> None:
     drift = report.check("data_drift")
     if drift is not None and drift.findings:
         findings = drift.findings
-        shown = findings if len(findings) <= 40 else \
+        # every drifted column, then the ten nearest to drifting (findings come in that order)
+        shown = findings if len(findings) <= 15 else \
             [f for f in findings if f.status == "drift"] + \
-            [f for f in findings if f.status != "drift"][:20]
+            [f for f in findings if f.status != "drift"][:10]
         rows = [[f.subject, f.numbers.get("kind", ""), f.test, _num(f.statistic),
                  _num(f.threshold), _num(f.numbers.get("p_value_adjusted"), 2), f.status]
                 for f in shown]
@@ -182,7 +183,7 @@ def _print_report(report: Any, ref: str, run_id: int | None) -> None:
                                        "p (adjusted)", "verdict"], rows,
                         right=["statistic", "threshold", "p (adjusted)"]))
         if len(shown) < len(findings):
-            print(f"  ... and {len(findings) - len(shown)} more columns without drift "
+            print(f" … and {len(findings) - len(shown)} more columns without drift "
                   "(--json or --html for every column)")
             print()
     for name in ("prediction_drift", "performance", "estimated_performance"):
