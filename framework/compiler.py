@@ -102,7 +102,8 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
 RECEIPT = "metrics/register.json"
 
 
-def register_entry(reg: Registration, has_gates: bool) -> dict[str, Any]:
+def register_entry(reg: Registration, has_gates: bool,
+                   plots: tuple[str, ...] = ()) -> dict[str, Any]:
     """The registry step: gates, a version with lineage, promotion. Runs in ``dvc repro``.
 
     Its receipt depends on its inputs alone (:mod:`framework.registry.step`), so the same model
@@ -119,10 +120,13 @@ def register_entry(reg: Registration, has_gates: bool) -> dict[str, Any]:
         args += ["--evaluate-stage", reg.evaluator]
     if reg.reference:
         args += ["--reference", reg.reference]
+    for path in plots:  # stored with the version, for `report`
+        args += ["--plot", path]
     return {"cmd": " ".join(shlex.quote(a) for a in args),
             "desc": f"Gate, record and maybe promote {reg.model_name}",
             "deps": _unique([reg.model.path, reg.metrics.path, reg.input_schema,
-                             *reg.test_tables, *([reg.reference] if reg.reference else [])]),
+                             *reg.test_tables, *([reg.reference] if reg.reference else []),
+                             *plots]),
             "params": ["registry", *(["gates"] if has_gates else [])],
             "outs": [{RECEIPT: {"cache": False}}]}
 
@@ -131,7 +135,9 @@ def compile_spec(spec: PipelineSpec) -> Compiled:
     """Render ``dvc.yaml`` and ``params.yaml`` for a spec."""
     stages = {s.name: stage_entry(s) for s in spec.stages}
     if spec.registration is not None:
-        stages[REGISTER_STAGE] = register_entry(spec.registration, "gates" in spec.params)
+        reg = spec.registration
+        plots = tuple(p.path for s in spec.stages if s.name == reg.evaluator for p in s.plots)
+        stages[REGISTER_STAGE] = register_entry(reg, "gates" in spec.params, plots)
     return Compiled(files={
         DVC_YAML: HEADER + _dump({"stages": stages}),
         PARAMS_YAML: HEADER + _dump(spec.params),

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the table the model was trained on: its profile (and the model's "
                         "predictions on the test table) are stored with the version, for "
                         "monitoring")
+    p.add_argument("--plot", action="append", default=[], metavar="PATH",
+                   help="a plot file of the evaluating stage, stored with the version for "
+                        "`report` (its template and axes are read from dvc.yaml)")
     p.add_argument("--evaluate-stage", default=None, metavar="STAGE",
                    help="the stage (in dvc.yaml) whose metrics these are: a champion evaluated "
                         "on another test set is scored again by it")
@@ -241,6 +244,46 @@ def reference_companions(model_path: str, reference: str, test_path: str | None,
     return out
 
 
+#: The companion that lists a version's plots; each plot's data is ``plot-<i>``.
+PLOTS = "plots"
+#: A plot file larger than this is not stored with the version (``report`` says so).
+MAX_PLOT_BYTES = 4 * 1024 * 1024
+PLOT_PROPS = ("template", "x", "y", "title", "x_label", "y_label")
+
+
+def plot_companions(paths: list[str], stage: str | None,
+                    dvc_yaml: str = "dvc.yaml") -> dict[str, bytes]:
+    """The plot files of the evaluating stage, and their DVC properties (from ``dvc.yaml``), as
+    companions of the version, so that ``report`` shows each version's own plots."""
+    from framework.registry.lineage import read_yaml
+
+    props: dict[str, dict[str, Any]] = {}
+    try:
+        stages = (read_yaml(dvc_yaml) or {}).get("stages") or {}
+        for entry in (stages.get(stage) or {}).get("plots") or [] if stage else []:
+            if isinstance(entry, dict):
+                for path, p in entry.items():
+                    props[str(path)] = {k: v for k, v in (p or {}).items() if k in PLOT_PROPS}
+    except (OSError, ValueError, AttributeError):
+        props = {}
+    index: list[dict[str, Any]] = []
+    out: dict[str, bytes] = {}
+    for i, path in enumerate(paths):
+        entry: dict[str, Any] = {"path": path, **props.get(path, {})}
+        file = Path(path)
+        if not file.is_file():
+            entry["missing"] = "not written by the run"
+        elif file.stat().st_size > MAX_PLOT_BYTES:
+            entry["missing"] = f"larger than {MAX_PLOT_BYTES // (1024 * 1024)} MiB, not stored"
+        else:
+            key = f"plot-{i}"
+            out[key] = file.read_bytes()
+            entry["key"] = key
+        index.append(entry)
+    out[PLOTS] = json.dumps(index, sort_keys=True).encode()
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     params_file = args.params
@@ -289,6 +332,8 @@ def main(argv: list[str]) -> int:
     if args.reference:
         companions = reference_companions(args.model, args.reference,
                                           identity["path"] if identity else None, schema, target)
+    if args.plot:
+        companions = {**(companions or {}), **plot_companions(args.plot, args.evaluate_stage)}
     root = registry_path(args.registry)
     with open_registry(root) as reg:
         result = reg.register(
