@@ -25,6 +25,8 @@ VERBS: dict[str, str] = {
     "serve": "framework.serve:main",
     "sweep": "framework.sweep.cli:main",
     "monitor": "framework.monitor.cli:main",
+    "report": "framework.report.cli:main",
+    "ui": "framework.report.cli:ui_main",
 }
 
 
@@ -41,6 +43,8 @@ verbs:
   sweep ...             show, list, apply recorded sweeps
   serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST (logs every prediction)
   monitor MODEL         drift, decay and fairness; exit 3 on an alarm; label, history
+  report [NAME [V...]]  one offline HTML file: versions, comparisons, sweeps, in pictures
+  ui                    the same pages live from the registry, on 127.0.0.1
   schema ...            infer, check, describe table schemas
   stage, register       run one pipeline stage, the registry step (called by dvc repro)
 

@@ -38,7 +38,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 td span[class^="status-"] { padding: 1px 8px; border-radius: 10px; font-size: 12px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
-         vertical-align: top; }
+         vertical-align: top; overflow-wrap: anywhere; }
 th { background: var(--bg); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr)); gap: 12px; }
@@ -48,7 +48,53 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .card.drift { border-color: var(--bad); }
 .chart, .chart.vega-embed { display: block; width: 100%; min-height: 40px; }
 noscript p { color: var(--muted); font-size: 12px; }
+a { color: #0969da; text-decoration: none; } a:hover { text-decoration: underline; }
+th[data-sort] { cursor: pointer; user-select: none; } th[data-sort]:after { content: " ↕";
+  color: var(--muted); font-weight: 400; }
+.tools { display: flex; gap: 12px; align-items: center; margin: 6px 0; }
+.tools input[type=search] { padding: 4px 8px; border: 1px solid var(--line); border-radius: 6px;
+  width: 260px; }
+.pager button { margin: 0 2px; } .winner td { background: #dafbe1; }
+.missing { color: var(--warn); } .muted { color: var(--muted); }
+.side { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px; }
+details > summary { cursor: pointer; color: var(--muted); margin: 8px 0; }
 """
+
+#: Sorting, filtering and paging of ``<table data-table>`` (plain DOM, no library): a click on a
+#: header sorts (numbers as numbers, by ``data-v`` when a cell has one), the search box above a
+#: table hides the rows that do not contain its text, ``data-page`` pages long tables.
+TABLE_JS = """(function(){
+function val(td){var v=td.getAttribute('data-v');if(v===null)v=td.textContent.trim();
+ var n=parseFloat(v);return (v!==''&&!isNaN(n)&&isFinite(v))?n:v.toLowerCase();}
+document.querySelectorAll('table[data-table]').forEach(function(t){
+ var body=t.tBodies[0];if(!body)return;var rows=Array.prototype.slice.call(body.rows);
+ var size=parseInt(t.getAttribute('data-page')||'0',10);var page=0;var shown=rows;
+ var tools=document.createElement('div');tools.className='tools';
+ var box=document.createElement('input');box.type='search';box.placeholder='filter rows';
+ tools.appendChild(box);var count=document.createElement('span');count.className='muted';
+ tools.appendChild(count);var pager=document.createElement('span');pager.className='pager';
+ tools.appendChild(pager);t.parentNode.insertBefore(tools,t);
+ function draw(){rows.forEach(function(r){r.style.display='none';});
+  var from=size?page*size:0;var to=size?from+size:shown.length;
+  shown.slice(from,to).forEach(function(r){r.style.display='';});
+  count.textContent=shown.length+' of '+rows.length+' rows';pager.innerHTML='';
+  if(size&&shown.length>size){var pages=Math.ceil(shown.length/size);
+   [['«',0],['‹',Math.max(0,page-1)],['›',Math.min(pages-1,page+1)],['»',pages-1]].forEach(
+    function(b){var e=document.createElement('button');e.textContent=b[0];
+     e.onclick=function(){page=b[1];draw();};pager.appendChild(e);});
+   var at=document.createElement('span');at.textContent=' page '+(page+1)+' of '+pages;
+   pager.appendChild(at);}}
+ box.addEventListener('input',function(){var q=box.value.toLowerCase();page=0;
+  shown=rows.filter(function(r){return r.textContent.toLowerCase().indexOf(q)>=0;});draw();});
+ Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+  th.setAttribute('data-sort','');var asc=true;th.addEventListener('click',function(){
+   var k=rows.map(function(r){return [val(r.cells[i]),r];});
+   k.sort(function(a,b){if(typeof a[0]!==typeof b[0])return typeof a[0]==='number'?-1:1;
+    return (a[0]<b[0]?-1:a[0]>b[0]?1:0)*(asc?1:-1);});asc=!asc;
+   rows=k.map(function(x){return x[1];});rows.forEach(function(r){body.appendChild(r);});
+   var q=box.value.toLowerCase();shown=rows.filter(function(r){
+    return r.textContent.toLowerCase().indexOf(q)>=0;});page=0;draw();});});
+ draw();});})();"""
 
 
 def escape(value: Any) -> str:
@@ -98,10 +144,14 @@ def script_json(data: Any) -> str:
 class Page:
     """A page of sections (HTML strings) and charts (Vega-Lite specs), rendered to one file."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, *, bundle_src: str | None = None) -> None:
         self.title = title
         self.parts: list[str] = []
         self.charts = 0
+        self.tables = False
+        #: where the page loads the charting bundle from (``ui``: one cached URL of its own
+        #: server); None inlines it, so the file works alone
+        self.bundle_src = bundle_src
 
     def add(self, fragment: str) -> None:
         self.parts.append(fragment)
@@ -110,7 +160,8 @@ class Page:
         """The HTML of one chart (to place inside a section)."""
         self.charts += 1
         spec = {"$schema": SCHEMA, **spec}
-        return (f'<div class="chart" data-chart="{self.charts}" aria-label="{escape(label)}">'
+        return (f'<div class="chart" data-chart="{self.charts}" data-label="{escape(label)}" '
+                f'aria-label="{escape(label)}">'
                 f'</div><script type="application/json" id="chart-{self.charts}">'
                 f"{script_json(spec)}</script>"
                 "<noscript><p>This chart needs JavaScript; the tables hold the same "
@@ -123,11 +174,18 @@ class Page:
                   "vegaEmbed(el,spec,{actions:false,renderer:'svg'}).then(function(){"
                   "el.setAttribute('data-drawn','1');}).catch(function(e){el.textContent="
                   "'chart error: '+e;el.setAttribute('data-drawn','error');});});})();")
-        scripts = f"<script>{bundle()}</script><script>{runner}</script>" if self.charts else ""
+        scripts = ""
+        if self.charts:
+            library = (f'<script src="{escape(self.bundle_src)}"></script>' if self.bundle_src
+                       else f"<script>{bundle()}</script>")
+            scripts = f"{library}<script>{runner}</script>"
+        if self.tables:
+            scripts += f"<script>{TABLE_JS}</script>"
+        own = " 'self'" if self.bundle_src else ""
         return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                 "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-                "script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+                f"script-src{own} 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
                 "img-src data:\">"
                 f"<title>{escape(self.title)}</title><style>{STYLE}</style></head><body>"
                 + "".join(self.parts) + scripts + "</body></html>\n")
@@ -140,8 +198,11 @@ def write(path: str | os.PathLike[str], text: str) -> None:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
-          numeric: Sequence[str] = (), raw: Sequence[str] = ()) -> str:
-    """An HTML table; cells are escaped except in the ``raw`` columns (HTML made here)."""
+          numeric: Sequence[str] = (), raw: Sequence[str] = (), page: Page | None = None,
+          page_size: int = 0, row_classes: Sequence[str] | None = None) -> str:
+    """An HTML table; cells are escaped except in the ``raw`` columns (HTML made here). With
+    ``page``, the table is sortable and filterable (and paged by ``page_size``) in a browser
+    that runs scripts, and plain where scripts are blocked."""
     head = "".join(f'<th class="num">{escape(c)}</th>' if c in numeric else f"<th>{escape(c)}</th>"
                    for c in columns)
     body = []
@@ -150,5 +211,12 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
         for c, v in zip(columns, row):
             text = v if c in raw else escape(v)
             cells.append(f'<td class="num">{text}</td>' if c in numeric else f"<td>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        cls = row_classes[len(body)] if row_classes else ""
+        body.append((f'<tr class="{escape(cls)}">' if cls else "<tr>") + "".join(cells)
+                    + "</tr>")
+    attrs = ""
+    if page is not None:
+        page.tables = True
+        attrs = " data-table" + (f' data-page="{int(page_size)}"' if page_size else "")
+    return (f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
+            "</table>")
