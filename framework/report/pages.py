@@ -129,7 +129,8 @@ def versions_section(page: Page, registry: Any, name: str, links: Links) -> None
                  + table(columns, rows(archived), numeric=["version", *metrics],
                          raw=["status"], page=page, page_size=PAGE_SIZE) + "</details>")
     if primary and live:
-        values = [{"version": mv.version, primary: mv.metrics.get(primary),
+        # field names of our own: Vega-Lite reads a dot in a field name as a nested field
+        values = [{"version": mv.version, "value": mv.metrics.get(primary),
                    "status": mv.status} for mv in live
                   if isinstance(mv.metrics.get(primary), int | float)]
         if values:
@@ -138,7 +139,7 @@ def versions_section(page: Page, registry: Any, name: str, links: Links) -> None
                 "width": "container", "height": 180,
                 "mark": {"type": "point", "filled": True, "tooltip": True},
                 "encoding": {"x": {"field": "version", "type": "quantitative"},
-                             "y": {"field": primary, "type": "quantitative",
+                             "y": {"field": "value", "type": "quantitative", "title": primary,
                                    "scale": {"zero": False}},
                              "color": {"field": "status", "type": "nominal"}}},
                 label=f"{primary} by version"))
@@ -243,6 +244,12 @@ def _confusion_spec(matrix: dict[str, Any], title: str, normalised: bool) -> dic
                     "format": ".2f" if normalised else "d"}}}]}
 
 
+def _field(name: str) -> str:
+    """A column name as a Vega-Lite field (a dot or bracket would mean a nested field)."""
+    return name.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[").replace(
+        "]", "\\]")
+
+
 def _dvc_plot_spec(entry: dict[str, Any], rows: list[dict[str, Any]],
                    title: str) -> dict[str, Any] | None:
     """A DVC plot (its ``template``, ``x`` and ``y``) as the Vega-Lite chart ``dvc plots``
@@ -258,6 +265,7 @@ def _dvc_plot_spec(entry: dict[str, Any], rows: list[dict[str, Any]],
         return None
     x_title = entry.get("x_label") or x
     y_title = entry.get("y_label") or y
+    x, y = _field(x), _field(y)
     base = {"title": title, "data": {"values": rows[:MAX_POINTS * 5]}, "width": "container",
             "height": 220}
     if template in ("confusion", "confusion_normalized"):
@@ -498,20 +506,22 @@ def sweep_page(store: Any, links: Links, registry_name: str | None = None,
     if metric and ok:
         charts = []
         for key in swept:
-            values = [{key: value_of(r, key), metric: r.value(metric),
+            # "param" and "metric", not their names: a dot in a field name is a nested field
+            values = [{"param": value_of(r, key), "metric": r.value(metric),
                        "trial": r.index, "winner": best is not None and r.index == best.index}
                       for r in ok if r.value(metric) is not None]
-            numeric = all(_is_number(v[key]) for v in values)
+            numeric = all(_is_number(v["param"]) for v in values)
             for v in values:
                 if numeric:
-                    v[key] = float(v[key])
+                    v["param"] = float(v["param"])
             if len(values) > MAX_POINTS:  # aggregated: counts in bins
                 spec = {"title": f"{metric} by {key} ({len(values)} trials, binned)",
                         "data": {"values": values}, "width": "container", "height": 220,
                         "mark": "rect", "encoding": {
-                            "x": {"field": key, "type": "quantitative" if numeric else
-                                  "nominal", **({"bin": {"maxbins": 40}} if numeric else {})},
-                            "y": {"field": metric, "type": "quantitative",
+                            "x": {"field": "param", "title": key,
+                                  "type": "quantitative" if numeric else "nominal",
+                                  **({"bin": {"maxbins": 40}} if numeric else {})},
+                            "y": {"field": "metric", "title": metric, "type": "quantitative",
                                   "bin": {"maxbins": 30}},
                             "color": {"aggregate": "count", "type": "quantitative",
                                       "title": "trials"}}}
@@ -520,10 +530,11 @@ def sweep_page(store: Any, links: Links, registry_name: str | None = None,
                         "width": "container", "height": 220,
                         "mark": {"type": "point", "filled": True, "tooltip": True},
                         "encoding": {
-                            "x": {"field": key, "type": "quantitative" if numeric else "nominal",
+                            "x": {"field": "param", "title": key,
+                                  "type": "quantitative" if numeric else "nominal",
                                   **({"scale": {"type": "log"}} if numeric and _log_scale(
-                                      [v[key] for v in values]) else {})},
-                            "y": {"field": metric, "type": "quantitative",
+                                      [v["param"] for v in values]) else {})},
+                            "y": {"field": "metric", "title": metric, "type": "quantitative",
                                   "scale": {"zero": False}},
                             "color": {"field": "winner", "type": "nominal",
                                       "scale": {"domain": [False, True],

@@ -40,7 +40,8 @@ table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
          vertical-align: top; overflow-wrap: anywhere; }
 th { background: var(--bg); font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;
+                 overflow-wrap: normal; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr)); gap: 12px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; }
 .card h3 { font-size: 13px; margin: 0 0 2px; } .card p { margin: 0; color: var(--muted);

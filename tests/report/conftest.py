@@ -3,7 +3,6 @@ recorded sweep, and a real headless Chromium driven through chromedriver."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -13,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from report_testlib import MODEL
 
-MODEL = "cells"
 BROWSER_ENV = "FRAMEWORK_REQUIRE_BROWSER"
 
 
@@ -145,13 +144,3 @@ def artifacts() -> Path:
     path = Path(os.environ.get("FRAMEWORK_TEST_ARTIFACTS", "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def requests_of(driver: Any) -> list[str]:
-    """Every URL the page asked for since the last call (from the performance log)."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message.get("method") == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls

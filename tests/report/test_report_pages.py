@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import MODEL, requests_of
+from report_testlib import MODEL, requests_of
 
 from framework.report.compare import Predictions, deltas, metric
 
@@ -216,3 +216,20 @@ def test_ui_pages_in_a_real_browser_stay_on_127_0_0_1(ui: str, browser: Any,
     outside = [u for u in requests_of(browser) if not u.startswith((ui, "data:"))]
     assert not outside, outside
     browser.save_screenshot(str(artifacts / "ui-compare.png"))
+
+
+def test_a_sweep_page_draws_every_trial_against_its_dotted_parameter(
+        project: Path, tmp_path: Path, browser: Any) -> None:
+    """Swept keys have dots (``model.C``), which Vega-Lite would read as nested fields: each
+    chart must still draw one point per successful trial."""
+    out = tmp_path / "sweep.html"
+    assert report(project, "--sweep", "latest", "-o", str(out)).returncode == 0
+    browser.get(out.resolve().as_uri())
+    state = _wait_drawn(browser)
+    assert state["errors"] == 0 and state["drawn"] == state["charts"] == 2, state
+    points = browser.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('[data-chart]'),"
+        "function(c){return c.querySelectorAll('g.mark-symbol.role-mark path').length;})")
+    assert points == [11, 11], points  # 12 trials, one failed
+    winner = browser.execute_script("return document.querySelector('tr.winner td').textContent")
+    assert winner.strip() != ""
