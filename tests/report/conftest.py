@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from report_testlib import MODEL
+from report_testlib import MODEL, REGRESSOR
 
 BROWSER_ENV = "FRAMEWORK_REQUIRE_BROWSER"
 
@@ -83,6 +83,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          companions=companions,
                          gates=parse_gates([{"metric": "roc_auc", "min": 0.9}],
                                            known_metrics=None, file="tests"))
+        _register_regressors(reg)
         unaliased = [mv.version for mv in reg.versions(MODEL) if not mv.aliases]
         reg.archive(MODEL, unaliased[:1])
         reg.store.add_monitor_run(MonitorRun(
@@ -102,6 +103,30 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                  error=None if ok else "ValueError: solver lbfgs supports only "
                                  "'l2' penalties"))
     return root
+
+
+def _register_regressors(reg: Any) -> None:
+    """Two versions of a regressor (``REGRESSOR``), for the residual plots."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import train_test_split
+
+    from framework.monitor.profile import PROFILE, TEST_PREDICTIONS, build
+
+    frame = load_diabetes(as_frame=True).frame
+    train, test = train_test_split(frame, test_size=0.3, random_state=0)
+    schema = {"type": "object", "properties": {c: {"type": "number"} for c in frame.columns
+                                               if c != "target"}}
+    for alpha in (0.1, 10.0):
+        model = Ridge(alpha=alpha).fit(train.drop(columns=["target"]), train["target"])
+        profile, predictions = build(train, schema=schema, target="target", model=model,
+                                     test=test)
+        residual = test["target"] - model.predict(test.drop(columns=["target"]))
+        reg.register(REGRESSOR, model, metrics={"rmse": float(np.sqrt((residual ** 2).mean()))},
+                     input_schema=schema, target="target", primary_metric="rmse",
+                     direction="minimize", actor="tests", params={"model": {"alpha": alpha}},
+                     lineage={"evaluation": {"sha256": "diabetes-test", "path": "test"}},
+                     companions={PROFILE: profile.to_bytes(), TEST_PREDICTIONS: predictions})
 
 
 def chromium_paths() -> tuple[str, str] | None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 MODEL = "cells"
+REGRESSOR = "progression"
 
 
 def requests_of(driver: Any) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from report_testlib import MODEL, requests_of
+from report_testlib import MODEL, REGRESSOR, requests_of
 
 from framework.report.compare import Predictions, deltas, metric
 
@@ -233,3 +233,19 @@ def test_a_sweep_page_draws_every_trial_against_its_dotted_parameter(
     assert points == [11, 11], points  # 12 trials, one failed
     winner = browser.execute_script("return document.querySelector('tr.winner td').textContent")
     assert winner.strip() != ""
+
+
+def test_a_regressor_comparison_draws_its_residuals(project: Path, tmp_path: Path,
+                                                    browser: Any) -> None:
+    out = tmp_path / "regression.html"
+    assert report(project, REGRESSOR, "1", "2", "-o", str(out)).returncode == 0
+    page = out.read_text()
+    assert "Residuals (test set)" in page and "Confusion" not in page and "ROC" not in page
+    assert "rmse" in page and "r2" in page  # deltas of the regression metrics
+    browser.get(out.resolve().as_uri())
+    state = _wait_drawn(browser)
+    assert state["errors"] == 0 and state["drawn"] == state["charts"] == 2, state
+    points = browser.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('[data-chart]'),"
+        "function(c){return c.querySelectorAll('g.mark-symbol.role-mark path').length;})")
+    assert points == [133, 133], points  # every test row of the 442
