@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "monitor": "framework.monitor.cli:main",
     "report": "framework.report.cli:main",
     "ui": "framework.report.cli:ui_main",
+    "test": "framework.testing.cli:main",
 }
 
 
@@ -45,6 +46,7 @@ verbs:
   monitor MODEL         drift, decay and fairness; exit 3 on an alarm; label, history
   report [NAME [V...]]  one offline HTML file: versions, comparisons, sweeps, in pictures
   ui                    the same pages live from the registry, on 127.0.0.1
+  test                  generated checks of the pipeline: contracts, leakage, scaling, ranges
   schema ...            infer, check, describe table schemas
   stage, register       run one pipeline stage, the registry step (called by dvc repro)
 
