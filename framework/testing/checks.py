@@ -66,6 +66,9 @@ class Context:
     spec_ranges: dict[str, Any] = field(default_factory=dict)  # the config's ranges:
     source: Any = None  # where the config came from (for error messages)
     _tables: dict[str, Any] = field(default_factory=dict)
+    #: outputs the contract runs produced in memory, by path: a check whose input is not in the
+    #: workspace (a fresh clone in CI, before ``dvc repro``) takes them instead
+    produced: dict[str, Any] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
         raw = self.params.get("tests")
@@ -73,13 +76,15 @@ class Context:
 
     def read(self, path: str) -> Any:
         if path not in self._tables:
+            if not (self.root / path).exists() and path in self.produced:
+                return self.produced[path]
             from framework import io
 
             self._tables[path] = io.read(self.root / path, trusted=io.project_trusted())
         return self._tables[path]
 
     def exists(self, path: str) -> bool:
-        return (self.root / path).exists()
+        return (self.root / path).exists() or path in self.produced
 
 
 def _sample(frame: Any, n: int) -> Any:
@@ -96,8 +101,8 @@ def _stage_inputs(ctx: Context, stage: Any) -> tuple[dict[str, Any] | None, str]
     inputs = {}
     for i in stage.ins:
         if not ctx.exists(i.path):
-            return None, f"its input {i.path} is not in the workspace: run the pipeline first " \
-                         "(python -m framework)"
+            return None, f"its input {i.path} is neither in the workspace nor produced by the " \
+                         "contract run of its stage (see that stage's checks)"
         value = ctx.read(i.path)
         if io.kind_of(i.path) == "table":
             value = _sample(value, ctx.sample_rows)
@@ -108,12 +113,16 @@ def _stage_inputs(ctx: Context, stage: Any) -> tuple[dict[str, Any] | None, str]
 def _run(ctx: Context, stage: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     import sys
 
-    from framework.stage import StageCall, execute, load_params
+    from framework.spec import lookup
+    from framework.stage import StageCall, execute
 
     if str(ctx.root) not in sys.path:
         sys.path.insert(0, str(ctx.root))
     call = StageCall.from_stage(stage)
-    return execute(call, load_params(ctx.root, call.params), inputs, ctx.root)
+    # the params of the composed config (what params.yaml holds once compiled), by the last
+    # component of each key, as the stage runner passes them
+    params = {key.rsplit(".", 1)[-1]: lookup(ctx.params, key) for key in call.params}
+    return execute(call, params, inputs, ctx.root)
 
 
 def contract(ctx: Context, stage: Any) -> Result:
@@ -127,6 +136,12 @@ def contract(ctx: Context, stage: Any) -> Result:
     except FrameworkError as exc:
         return Result(f"contract[{stage.name}]", FAIL, str(exc).splitlines()[0], stage.name,
                       {"error": str(exc)})
+    paths = {o.name: o.path for o in stage.outs}
+    if stage.metrics:
+        paths["metrics"] = stage.metrics.path
+    for key, value in outputs.items():
+        if key in paths:
+            ctx.produced.setdefault(paths[key], value)
     rows = {k: len(v) for k, v in inputs.items() if hasattr(v, "columns")}
     return Result(f"contract[{stage.name}]", PASS,
                   f"returns {', '.join(sorted(outputs))}, each as declared and within its schema"
@@ -554,8 +569,8 @@ def serving(ctx: Context) -> Result:
     name = "serving[registered model]"
     path = _model_path(ctx)
     tables = split_tables(ctx)
-    if path is None or not ctx.exists(path):
-        return Result(name, SKIP, "no model in the workspace")
+    if path is None or not (ctx.root / path).is_file():
+        return Result(name, SKIP, "no model file in the workspace yet (run the pipeline)")
     sha = sha256_file(ctx.root / path)
     reg_cfg = ctx.params.get("registry") or {}
     try:
@@ -609,7 +624,8 @@ def gates(ctx: Context) -> Result:
     path = reg.metrics.path
     if not ctx.exists(path):
         return Result("gates", SKIP, f"{path} is not in the workspace: run the pipeline first")
-    written = json.loads((ctx.root / path).read_text())
+    written = ctx.read(path) if not (ctx.root / path).exists() else \
+        json.loads((ctx.root / path).read_text())
     missing = [m for m in names if m not in written]
     if missing:
         return Result("gates", FAIL, f"gates name {', '.join(missing)}, which {path} does not "
