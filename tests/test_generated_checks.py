@@ -166,3 +166,21 @@ def test_before_the_pipeline_ever_ran_the_stages_feed_each_other(tmp_path: Path)
         assert checks[name]["status"] == "pass", checks[name]
     assert checks["serving[registered model]"]["status"] == "skip" if \
         "serving[registered model]" in checks else checks["serving"]["status"] == "skip"
+
+
+def test_with_tests_required_a_failing_check_stops_a_sweep_from_registering(
+        project: Path) -> None:
+    from framework.registry import open_registry
+
+    config = project / "conf/config.yaml"
+    config.write_text(config.read_text() + "\ntests:\n  required: true\n")
+    run_cli(project, "compile", check=True)
+    with open_registry(project / ".framework/registry", create=False) as reg:
+        before = len(reg.versions("breast_cancer"))
+    _patch(project, "random_state=seed,", "random_state=None,")
+    proc = run_cli(project, "+experiment=tune_logreg")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "tests.required is set" in proc.stderr and "determinism[split]" in proc.stderr
+    assert "the sweep registers nothing" in proc.stderr
+    with open_registry(project / ".framework/registry", create=False) as reg:
+        assert len(reg.versions("breast_cancer")) == before

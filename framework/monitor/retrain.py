@@ -114,6 +114,12 @@ def retrain(project: Path, registry: Registry, mv: ModelVersion, policy: Policy,
     if not (project / "conf").is_dir():
         raise UsageError("--retrain runs the pipeline: run it from the project root (the folder "
                          "with conf/)")
+    from framework.registry.lineage import read_yaml
+    from framework.testing.required import enforce
+
+    params_file = project / "params.yaml"
+    enforce(project, read_yaml(params_file) if params_file.is_file() else None,
+            f"the retrain (the champion stays v{mv.version})")
     path, schema_path, columns = feedback_input(project)
     target = mv.target or ""
     available = len(labelled_rows(registry, mv.name, target=target)) if target else 0

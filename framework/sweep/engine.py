@@ -324,6 +324,11 @@ class SweepSession:
                 self._finish(done, resumed=True)
         results: dict[str, TrialResult] = {t.key: self.previous[t.key] for t in trials
                                            if t.key in self.previous}
+        if todo and not self.previous and initial_index == 0:
+            from framework.testing.required import enforce
+
+            enforce(self.root, trials[0].spec.params, "the sweep",
+                    composed=self.compose(trials[0].overrides))
         if todo:
             for outcome in self._run_trials(todo):
                 result = register_trial(outcome)

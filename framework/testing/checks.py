@@ -650,11 +650,16 @@ def all_checks(ctx: Context) -> Iterator[tuple[str, Callable[[], Any]]]:
 
 
 def context(root: Path, overrides: list[str] | None = None, *,
-            sample_rows: int = SAMPLE_ROWS) -> Context:
-    from framework.config import compose
+            sample_rows: int = SAMPLE_ROWS, composed: tuple[Any, Any] | None = None) -> Context:
+    """The checks' context: ``conf/`` composed with ``overrides``, or ``composed`` (a config
+    and its source) where Hydra already runs, as in a sweep."""
     from framework.spec import build_spec
 
-    config, source = compose(root, overrides or [])
+    if composed is None:
+        from framework.config import compose
+
+        composed = compose(root, overrides or [])
+    config, source = composed
     spec = build_spec(config, source)
     return Context(root, spec, dict(spec.params), sample_rows=sample_rows,
                    spec_ranges=dict(config.get("ranges") or {}), source=source)
