@@ -153,18 +153,11 @@ def create_app(registry_root: Path, project: Path, *, allowed_hosts: list[str] |
 
 def serve(registry_root: Path, project: Path, *, host: str = "127.0.0.1", port: int = 8090
           ) -> None:
-    import socket
-
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"ui: cannot listen on {host}:{port} ({exc.strerror})") from None
+    from framework.serve.cli import bind
+
+    sock = bind(host, port, prog="ui")
     bound = sock.getsockname()[1]
     hosts = ["127.0.0.1", "localhost", "[::1]"]
     if host not in ("127.0.0.1", "localhost", "::1"):

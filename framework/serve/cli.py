@@ -229,7 +229,7 @@ def _serve_one(args: argparse.Namespace) -> int:
         from framework.registry import resolve
 
         resolve(args.model, registry=args.registry)  # an unknown model fails before big imports
-        sock = _bind(args.host, args.port)  # so does a port in use (not listening yet)
+        sock = bind(args.host, args.port)  # so does a port in use (not listening yet)
         try:
             from framework.io import preload_skops
 
@@ -282,7 +282,7 @@ def _serve_many(args: argparse.Namespace) -> int:
         "log_columns": list(args.log_columns), "monitor_window": args.monitor_window})
     config = _uvicorn_config("framework.serve.app:app_from_env", args, factory=True,
                              workers=args.workers)
-    sock = _bind(args.host, args.port)
+    sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     from framework.registry import parse_uri
 
@@ -302,7 +302,7 @@ def _serve_many(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, prog: str = "serve") -> socket.socket:
     """The listening socket (shared by the workers), created with ``IPPROTO_TCP`` so that
     asyncio sets ``TCP_NODELAY`` on each accepted connection (uvicorn's own ``bind_socket``
     passes protocol 0, which leaves Nagle's algorithm on: every response then waits ~40 ms for
@@ -314,7 +314,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"{prog}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
 

@@ -138,12 +138,18 @@ def _normal(data: Any) -> Any:
     return json.loads(json.dumps(data, sort_keys=True, default=str))
 
 
-def apply_winner(store: SweepStore, *, dry_run: bool = False) -> list[Change]:
+def _winner(store: SweepStore) -> Any:
+    """The sweep's best trial (by its primary metric, among those that passed their gates)."""
     meta = store.meta()
     best = winner(store.results(), meta.get("primary_metric"), meta.get("direction", "maximize"))
     if best is None:
         raise UsageError(f"sweep {store.sweep_id} has no winner: no trial finished and passed "
                          "its gates")
+    return best
+
+
+def apply_winner(store: SweepStore, *, dry_run: bool = False) -> list[Change]:
+    best = _winner(store)
     root = store.root
     target = _normal(best.params)
     changes: list[Change] = []
@@ -215,11 +221,7 @@ def winner_overrides(store: SweepStore) -> list[str]:
     from framework.config import compose
     from framework.spec import RESERVED_KEYS
 
-    meta = store.meta()
-    best = winner(store.results(), meta.get("primary_metric"), meta.get("direction", "maximize"))
-    if best is None:
-        raise UsageError(f"sweep {store.sweep_id} has no winner: no trial finished and passed "
-                         "its gates")
+    best = _winner(store)
     root = store.root
     target = _normal(best.params)
     _, choices = _params(root)

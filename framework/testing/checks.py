@@ -29,7 +29,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -458,19 +458,12 @@ def distribution(ctx: Context) -> Result:
                 schema = json.loads((ctx.root / o.schema).read_text())
     profile, _ = build(train, schema=schema, target=target)
     features = test.drop(columns=[target]) if target in test.columns else test
-    policy = Policy()
-    result = checks.data_drift(profile, replace_min_rows(policy, 20),
+    result = checks.data_drift(profile, replace(Policy(), min_rows=20),
                                Observed(features=features, predictions=None,
                                         requests=len(features)))
     drifted = result.numbers.get("drifted") or []
     return Result(name, WARN if drifted else PASS, result.message,
                   evidence={"drifted": drifted, "rows": len(features)})
-
-
-def replace_min_rows(policy: Any, n: int) -> Any:
-    from dataclasses import replace
-
-    return replace(policy, min_rows=n)
 
 
 # -- the model -----------------------------------------------------------------------------------
