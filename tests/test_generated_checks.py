@@ -184,3 +184,11 @@ def test_with_tests_required_a_failing_check_stops_a_sweep_from_registering(
     assert "the sweep registers nothing" in proc.stderr
     with open_registry(project / ".framework/registry", create=False) as reg:
         assert len(reg.versions("breast_cancer")) == before
+
+
+def test_the_checks_need_no_test_dependency() -> None:
+    """`python -m framework test` runs where only the project is installed (no pytest)."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.modules['pytest'] = None; "
+                           "import framework.testing.cli, framework.testing.checks"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
