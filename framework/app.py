@@ -292,15 +292,44 @@ def print_summary(out: Any, spec: Any, result: Any) -> None:
             values = json.loads((spec.root / stage.metrics.path).read_text())
         except (OSError, ValueError):
             continue
-        width = max(map(len, values), default=0)
         out.print(f"\n[bold]metrics[/] ({stage.metrics.path})")
-        for name, value in values.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-            out.print(f"    {name:<{width}}  {shown:>10}")
+        for line in metrics_lines(values):
+            out.print(line)
     if spec.registration is not None and any(r.name == REGISTER_STAGE and r.status == "ran"
                                              for r in result.stages):
         registry = registry_path(project_dir=spec.root)
         print_decision(out, decision_path(registry, spec.registration.model_name))
+
+
+def metrics_lines(values: dict[str, Any]) -> list[str]:
+    """A stage's metrics as aligned lines: the plain ones, then for each grouping column a table
+    of every metric by group (from the flat ``recall@clinic=A`` keys, see
+    :func:`framework.registry.gates.group_key`)."""
+    def shown(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    plain = {k: v for k, v in values.items() if "@" not in k}
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}  # column -> metric -> group -> value
+    for key, value in values.items():
+        metric, at, rest = key.partition("@")
+        column, eq, group = rest.partition("=")
+        if at and eq:
+            grouped.setdefault(column, {}).setdefault(metric, {})[group] = value
+        else:
+            plain.setdefault(key, value)
+    width = max(map(len, plain), default=0)
+    lines = [f"    {name:<{width}}  {shown(value):>10}" for name, value in plain.items()]
+    for column, metrics in grouped.items():
+        groups = sorted({g for per in metrics.values() for g in per})
+        heads = [f"{column}={g}" for g in groups]
+        w = max(len(m) for m in metrics)
+        cols = [max(len(h), 8) for h in heads]
+        lines.append(f"\n    {'by ' + column:<{w}}  " + "  ".join(
+            f"{h:>{c}}" for h, c in zip(heads, cols)))
+        for metric, per in sorted(metrics.items(), key=lambda kv: (kv[0] == "rows", kv[0])):
+            lines.append(f"    {metric:<{w}}  " + "  ".join(
+                f"{shown(per[g]) if g in per else '-':>{c}}" for g, c in zip(groups, cols)))
+    return lines
 
 
 def print_decision(out: Any, receipt_path: Path) -> None:
@@ -317,12 +346,18 @@ def print_decision(out: Any, receipt_path: Path) -> None:
     out.print(f"\n[bold]registry[/] {receipt['model']} v{receipt['version']}: {verdict}")
     gates = receipt.get("gates") or []
     width = max((len(g["metric"]) for g in gates), default=0)
-    rules = {"min": ">= {t}", "max": "<= {t}", "max_drop_vs_champion": "drop <= {t} vs champion"}
+    rules = {"min": ">= {t}", "max": "<= {t}", "max_drop_vs_champion": "drop <= {t} vs champion",
+             "max_gap": "gap <= {t}"}
     for g in gates:
         mark = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
         value = "-" if g.get("value") is None else f"{g['value']:.4f}"
         rule = rules.get(g["rule"], g["rule"] + " {t}").format(t=g["threshold"])
-        if g.get("champion_version") is not None:
+        if g.get("by"):
+            groups = ", ".join(f"{k} {d['value']:.4f} n={int(d['rows'])}"
+                               for k, d in (g.get("groups") or {}).items())
+            rule = (f"{'in every group ' if g['rule'] != 'max_gap' else ''}{rule} by "
+                    f"{g['by']}: {groups or g['message']}")
+        elif g.get("champion_version") is not None:
             rule += f" v{g['champion_version']} ({g['champion_value']:.4f})"
         elif "champion" in g["rule"]:
             rule += " (nothing to compare with: the first version)"

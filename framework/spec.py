@@ -249,8 +249,14 @@ def _registration(params: Mapping[str, Any], stages: list[Stage],
         raise ConfigError(f"'{primary}' is not a metric of stage '{evaluators[0].name}' "
                           f"({metrics.path}: {', '.join(known)})", file=file,
                           key="registry.primary_metric", hint=did_you_mean(primary, known))
+    evaluated = [i for i in evaluators[0].ins if i.schema and
+                 not (i.stage == producer.name and i.output == model.name)]
+    columns: set[str] | None = None
+    if len(evaluated) == 1:
+        props = json.loads((source.root / evaluated[0].schema).read_text()).get("properties")
+        columns = set(props) if isinstance(props, Mapping) else None
     gates = parse_gates(params.get("gates"), known_metrics=set(known) if known else None,
-                        file=source.file_of("gates"), key="gates")
+                        file=source.file_of("gates"), key="gates", columns=columns)
     tables = [i for i in producer.ins if i.schema]
     if len(tables) != 1:
         raise ConfigError(f"stage '{producer.name}' must read exactly one table with a schema: "

@@ -32,8 +32,10 @@ def test_each_stage_lists_exactly_what_it_uses(project: Path) -> None:
     assert list(stages)[:4] == ["ingest", "split", "train", "evaluate"]
     assert stages["ingest"]["params"] == ["dataset"]
     assert stages["split"]["params"] == ["split", "seed", "dataset.target"]
-    assert stages["train"]["params"] == ["preprocess", "model", "dataset.target"]
-    assert stages["evaluate"]["params"] == ["dataset.target"]
+    assert stages["train"]["params"] == ["preprocess", "model", "dataset.target",
+                                         "dataset.exclude_from_features"]
+    assert stages["evaluate"]["params"] == ["dataset.target", "dataset.exclude_from_features",
+                                            "dataset.groups"]
     # nothing upstream of train depends on the model
     for name in ("ingest", "split"):
         assert not any(p.startswith("model") for p in stages[name]["params"])

@@ -56,7 +56,8 @@ def test_the_bundled_pipeline_passes_every_check(ran: Path, tmp_path: Path) -> N
     checks = by_name(records)
     for name in ("contract[split]", "edges[train]", "determinism[train]", "range[model.C]",
                  "leakage[duplicate rows]", "leakage[target proxy]", "scaling[preprocess]",
-                 "serving[registered model]", "drift[train vs test]", "gates"):
+                 "serving[registered model]", "drift[train vs test]", "gates",
+                 "fairness[recall by clinic]"):
         assert checks[name]["status"] in ("pass", "warn"), checks[name]
     assert not [r for r in records if r["status"] == "fail"]
     suite = ET.parse(junit).getroot()
@@ -106,8 +107,8 @@ def test_a_scaler_fitted_on_all_the_data_is_caught(project: Path) -> None:
     train = pd.read_parquet(project / "data/train.parquet")
     test = pd.read_parquet(project / "data/test.parquet")
     both = pd.concat([train, test])
-    x, y = train.drop(columns=["target"]), train["target"]
-    scaler = StandardScaler().fit(both.drop(columns=["target"]))  # the mistake
+    x, y = train.drop(columns=["target", "clinic"]), train["target"]
+    scaler = StandardScaler().fit(both.drop(columns=["target", "clinic"]))  # the mistake
     model = Pipeline([("preprocess", scaler), ("model", LogisticRegression(max_iter=1000))])
     model.steps[1][1].fit(scaler.transform(x), y)
     save_model(model, project / "models/model.skops")
@@ -184,6 +185,36 @@ def test_with_tests_required_a_failing_check_stops_a_sweep_from_registering(
     assert "the sweep registers nothing" in proc.stderr
     with open_registry(project / ".framework/registry", create=False) as reg:
         assert len(reg.versions("breast_cancer")) == before
+
+
+def test_a_model_unfair_by_construction_fails_its_fairness_gate(project: Path) -> None:
+    """Clinic B's diagnoses are recorded the other way round: one model cannot serve every clinic
+    well, and the fairness gate, in `framework test` and in the register step, says so."""
+    from framework.registry import open_registry
+
+    _patch(project, '    return {"raw": frame}\n',
+           '    flip = frame["clinic"] == "B"\n'
+           '    frame.loc[flip, dataset["target"]] = 1 - frame.loc[flip, dataset["target"]]\n'
+           '    return {"raw": frame}\n')
+    config = project / "conf/config.yaml"
+    config.write_text(config.read_text().replace("  - {metric: roc_auc, min: 0.95}\n", "")
+                      .replace("  - {metric: log_loss, max: 0.2}\n", ""))
+    proc = run_cli(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAIL  recall" in proc.stdout and "gap <= 0.1 by clinic: A " in proc.stdout
+    with open_registry(project / ".framework/registry", create=False) as reg:
+        latest = reg.versions("breast_cancer")[-1]
+    assert latest.status == "rejected" and latest.version > 1
+    (fair,) = [g for g in latest.gates if g.get("by") == "clinic"]
+    assert not fair["passed"] and set(fair["groups"]) == {"A", "B", "C"}
+    worst = min(fair["groups"], key=lambda g: fair["groups"][g]["value"])
+    assert worst == "B" and "- B) > max_gap 0.1" in fair["message"]
+
+    code, records, _ = test_checks(project)
+    found = by_name(records)["fairness[recall by clinic]"]
+    assert code == 1 and found["status"] == "fail"
+    assert "recall by clinic: A " in found["message"] and "> max_gap 0.1" in found["message"]
+    assert found["evidence"]["groups"]["B"]["rows"] >= 30
 
 
 def test_the_checks_need_no_test_dependency() -> None:

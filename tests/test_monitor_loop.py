@@ -76,6 +76,21 @@ def test_serve_monitor_label_retrain_and_serve_the_new_champion(dvc_project: Pat
             assert "600" not in labelled.stdout and "300 join logged predictions" in \
                 labelled.stdout, labelled.stdout
 
+        # with tests.required, a retrain of a pipeline that fails its checks registers nothing
+        required = root / "conf/config.yaml"
+        original = required.read_text()
+        stage = root / "pipelines/tabular.py"
+        code = stage.read_text()
+        required.write_text(original + "\ntests:\n  required: true\n")
+        stage.write_text(code.replace("random_state=seed,", "random_state=None,"))
+        run_cli(root, "compile", check=True)
+        refused = run_cli(root, "monitor", f"{MODEL}@champion", "--last", "300", "--retrain")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "determinism[split]" in refused.stderr
+        assert "the retrain (the champion stays v1) registers nothing" in refused.stderr
+        assert not (root / "data/feedback.parquet").exists()
+        stage.write_text(code)  # fixed: the same required checks now pass
+
         with server.client() as c:
             assert served_version(c) == f"{MODEL}/1"
             retrain = run_cli(root, "monitor", f"{MODEL}@champion", "--last", "300",

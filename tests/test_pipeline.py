@@ -16,6 +16,8 @@ pytestmark = pytest.mark.dvc
 
 STAGES = ["ingest", "split", "train", "evaluate"]
 METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+#: and the same per clinic (the grouping column of conf/dataset/breast_cancer.yaml)
+GROUPED = {f"{m}@clinic={g}" for m in (*METRICS, "rows") for g in "ABC"}
 
 
 def statuses(stdout: str) -> dict[str, str]:
@@ -35,8 +37,9 @@ def test_run_rerun_and_change_one_param(dvc_project: Path) -> None:
     proc = run_cli(root, check=True)
     assert statuses(proc.stdout) == dict.fromkeys(STAGES, "ran")
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
-    assert set(metrics) == METRICS
+    assert set(metrics) == METRICS | GROUPED
     assert metrics["roc_auc"] > 0.95
+    assert sum(metrics[f"rows@clinic={g}"] for g in "ABC") == 143  # every test row, once
     for name in sorted(METRICS):
         assert name in proc.stdout  # the summary shows the metrics
     assert "registry breast_cancer v1: promoted to champion" in proc.stdout
@@ -171,7 +174,7 @@ def test_a_killed_or_interrupted_stage_leaves_the_workspace_as_dvc_lock_records_
     lock = (root / "dvc.lock").read_text()
     source = root / "pipelines" / "tabular.py"
     text = source.read_text()
-    head = '    """Fit preprocessing and model together, so the saved model takes raw feature rows."""\n'
+    head = '    column but the target and ``exclude_from_features``)."""\n'  # train's docstring ends
     assert head in text
     source.write_text(text.replace(head, head + first_line))
     proc = subprocess.Popen([sys.executable, "-m", "framework"], cwd=root, env=cli_env(),
@@ -295,7 +298,7 @@ def test_ci_recipe_in_a_fresh_clone(dvc_project: Path, tmp_path: Path) -> None:
     for step in steps[1:-1]:
         proc = subprocess.run(step, shell=True, cwd=clone, env=cli_env(), capture_output=True, text=True)
         assert proc.returncode == 0, f"{step}:\n{proc.stdout}\n{proc.stderr}"
-    assert set(json.loads((clone / "metrics/evaluate.json").read_text())) == METRICS
+    assert set(json.loads((clone / "metrics/evaluate.json").read_text())) == METRICS | GROUPED
 
 
 @pytest.mark.parametrize("template, model, metric, experiment", [

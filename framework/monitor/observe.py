@@ -183,6 +183,10 @@ def labelled_rows(registry: Registry, name: str, *, target: str) -> Any:
     frame[target] = [found[k] for k, m in zip(keys, mask) if m]
     keep = [c for c in frame.columns if c not in _META and not c.startswith(EXTRA_PREFIX)
             and c != "prediction" and not c.startswith("proba_")]
-    out = frame[keep].reset_index(drop=True)
+    # the columns logged alongside (a fairness policy's group, say) come back under their own
+    # names, so that a retrain's feedback rows carry them as the pipeline's tables do
+    extras = {c: c[len(EXTRA_PREFIX):] for c in frame.columns if c.startswith(EXTRA_PREFIX)
+              and c[len(EXTRA_PREFIX):] not in keep}
+    out = frame[keep + list(extras)].rename(columns=extras).reset_index(drop=True)
     return out
 

@@ -92,7 +92,9 @@ def write_feedback(project: Path, registry: Registry, mv: ModelVersion, path: st
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise UsageError(f"the logged rows lack column(s) {', '.join(missing[:10])} that "
-                             f"{path} needs")
+                             f"{path} needs; a column that is not a model input is logged when "
+                             f"requests carry it and serve logs it (--log-column "
+                             f"{missing[0]}, or a monitor policy that groups by it)")
         frame = frame[columns]
     if schema_path:
         validate(frame, load_schema(project / schema_path),

@@ -185,7 +185,8 @@ def _show_text(mv: ModelVersion) -> None:
                          [[k, _fmt(v)] for k, v in mv.metrics.items()], right=["value"]))
     if mv.gates:
         console.print(_table("gates", ["", "metric", "rule", "value", "threshold", "message"],
-                             [["PASS" if g["passed"] else "FAIL", g["metric"], g["rule"],
+                             [["PASS" if g["passed"] else "FAIL", g["metric"],
+                               g["rule"] + (f" by {g['by']}" if g.get("by") else ""),
                                _fmt(g["value"]), _fmt(g["threshold"]), g["message"]]
                               for g in mv.gates], right=["value", "threshold"]))
     if mv.params:
@@ -253,7 +254,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if diff["gates"]:
         console.print(_table("gates", ["metric", "rule", va, vb],
-                             [[g["metric"], g["rule"], cell(g["a"]), cell(g["b"])]
+                             [[g["metric"], g["rule"] + (f" by {g['by']}" if g.get("by")
+                                                         else ""), cell(g["a"]), cell(g["b"])]
                               for g in diff["gates"]]))
     return 0
 

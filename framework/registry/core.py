@@ -616,11 +616,11 @@ def compare(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:
         va, vb = a.metrics.get(k), b.metrics.get(k)
         delta = vb - va if _num(va) and _num(vb) else None
         metrics.append({"metric": k, "a": va, "b": vb, "delta": delta})
-    ga = {(g["metric"], g["rule"]): g for g in a.gates}
-    gb = {(g["metric"], g["rule"]): g for g in b.gates}
+    ga = {(g["metric"], g["rule"], g.get("by")): g for g in a.gates}
+    gb = {(g["metric"], g["rule"], g.get("by")): g for g in b.gates}
     gates = []
     for key in list(dict.fromkeys([*ga, *gb])):
-        gates.append({"metric": key[0], "rule": key[1],
+        gates.append({"metric": key[0], "rule": key[1], **({"by": key[2]} if key[2] else {}),
                       "a": _verdict_brief(ga.get(key)), "b": _verdict_brief(gb.get(key))})
     return {"model": a.name, "a": a.version, "b": b.version,
             "aliases": {"a": list(a.aliases), "b": list(b.aliases)},

@@ -16,7 +16,10 @@ another test set is scored again on this one by that stage's function, and compa
 ``$FRAMEWORK_SWEEP_ID`` is recorded when set, and ``$FRAMEWORK_MONITOR_RUN`` (set by ``monitor
 --retrain``) as ``lineage.triggered_by``. With ``--reference`` (the table the model was trained on),
 the profile of that table and the model's predictions on the test table are stored with the
-version (:mod:`framework.monitor.profile`), for monitoring and reports.
+version (:mod:`framework.monitor.profile`), for monitoring and reports. The columns of
+``registry.exclude_from_features`` travel with the tables but are not model inputs: they are left
+out of the input schema the version records (the one serving checks requests against) and of the
+profile.
 
 Two receipts, written atomically:
 
@@ -29,7 +32,8 @@ Two receipts, written atomically:
   before), ``promoted``, ``alias`` (``"champion"`` when promoted, else null), ``status``
   (``promoted``, ``challenger``, ``rejected`` or ``candidate``), ``champion`` and
   ``previous_champion`` (versions or null), ``reasons``, ``gates`` (every verdict: ``{metric,
-  rule, value, threshold, passed, message, champion_value, champion_version}``),
+  rule, value, threshold, passed, message, champion_value, champion_version}``, and for a
+  per-group gate ``by`` and ``groups``: ``{group: {value, rows}}``),
   ``compared_with`` (the champion's version, the metrics it was judged on and those it was
   registered with, whether it was scored again and on which test set), ``primary_metric``
   (``{name, direction, value}``), ``sha256``, ``registry``, ``created_at``.
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,8 @@ from framework.registry.core import (ENV_SWEEP_ID, Registration, check_name, ope
 ENV_MONITOR_RUN = "FRAMEWORK_MONITOR_RUN"
 from framework.registry.gates import parse_gates
 
-_REGISTRY_KEYS = ("path", "model_name", "primary_metric", "direction", "target")
+_REGISTRY_KEYS = ("path", "model_name", "primary_metric", "direction", "target",
+                  "exclude_from_features")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,7 +139,31 @@ def read_registry_config(params: dict[str, Any], file: str) -> dict[str, Any]:
         if cfg.get(key) is not None and not isinstance(cfg[key], str):
             raise ConfigError(f"expected a string, found {cfg[key]!r}", file=file,
                               key=f"registry.{key}")
-    return {**cfg, "direction": direction}
+    excluded = cfg.get("exclude_from_features") or []
+    if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
+        raise ConfigError(f"expected a list of column names, found {excluded!r}", file=file,
+                          key="registry.exclude_from_features")
+    return {**cfg, "direction": direction, "exclude_from_features": excluded}
+
+
+def serving_schema(schema: dict[str, Any], excluded: list[str], *, file: str,
+                   source: str) -> dict[str, Any]:
+    """The table schema without the columns that are not model inputs: the input schema the
+    version records, that serving checks requests against."""
+    props = schema.get("properties")
+    if not excluded:
+        return schema
+    if not isinstance(props, dict):
+        raise SchemaError(f"{source}: registry.exclude_from_features needs 'properties'")
+    missing = [c for c in excluded if c not in props]
+    if missing:
+        raise ConfigError(f"no column {missing[0]!r} in {source}", file=file,
+                          key="registry.exclude_from_features",
+                          hint=did_you_mean(missing[0], props))
+    out = {**schema, "properties": {k: v for k, v in props.items() if k not in excluded}}
+    if isinstance(schema.get("required"), list):
+        out["required"] = [c for c in schema["required"] if c not in excluded]
+    return out
 
 
 def parse_tags(raw: list[str]) -> dict[str, str]:
@@ -226,16 +256,19 @@ def summary(reg: Registration) -> str:
 
 
 def reference_companions(model_path: str, reference: str, test_path: str | None,
-                         schema: dict[str, Any], target: str | None) -> dict[str, bytes]:
+                         schema: dict[str, Any], target: str | None,
+                         excluded: Sequence[str] = ()) -> dict[str, bytes]:
     """The profile of the training table and the model's per-row predictions on the test table
-    (:mod:`framework.monitor.profile`), as the artifacts stored with the version."""
+    (:mod:`framework.monitor.profile`), as the artifacts stored with the version; the
+    ``excluded`` columns (not model inputs) are left out of both."""
     from framework import io
     from framework.monitor.profile import PROFILE, TEST_PREDICTIONS, build
 
     if not Path(reference).is_file():
         raise UsageError(f"--reference {reference} does not exist")
-    train = io.read(reference)
-    test = io.read(test_path) if test_path else None
+    drop = list(excluded)
+    train = io.read(reference).drop(columns=drop, errors="ignore")
+    test = io.read(test_path).drop(columns=drop, errors="ignore") if test_path else None
     model = io.load_model(model_path, io.project_trusted()) if test is not None else None
     profile, predictions = build(train, schema=schema, target=target, model=model, test=test)
     out = {PROFILE: profile.to_bytes()}
@@ -311,6 +344,8 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"target column {target!r} is not in {args.input_schema}",
                           file=params_file, key="registry.target",
                           hint=did_you_mean(target, columns))
+    excluded = cfg["exclude_from_features"]
+    schema = serving_schema(schema, excluded, file=params_file, source=args.input_schema)
     if not Path(args.model).is_file():
         raise UsageError(f"model file {args.model} does not exist")
     tags = parse_tags(args.tag)
@@ -331,7 +366,8 @@ def main(argv: list[str]) -> int:
     companions = None
     if args.reference:
         companions = reference_companions(args.model, args.reference,
-                                          identity["path"] if identity else None, schema, target)
+                                          identity["path"] if identity else None, schema, target,
+                                          excluded)
     if args.plot:
         companions = {**(companions or {}), **plot_companions(args.plot, args.evaluate_stage)}
     root = registry_path(args.registry)

@@ -17,6 +17,7 @@ from framework.report.compare import (VersionData, confusion, curves, deltas, di
                                       flatten, lineage_view, read_plot_table, residuals,
                                       version_data)
 from framework.report.vega import Page, escape, table
+from framework.registry.gates import gate_label
 
 #: Above this many points a chart shows binned counts instead of every point.
 MAX_POINTS = 2000
@@ -79,8 +80,9 @@ def _gates(mv: Any) -> str:
 # -- a model's versions ---------------------------------------------------------------------------
 
 def _metric_names(versions: list[Any], primary: str | None) -> list[str]:
+    """The overall metrics (the per-group ones, ``recall@clinic=A``, have their own table)."""
     names = sorted({k for mv in versions for k, v in mv.metrics.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)})
+                    if isinstance(v, int | float) and not isinstance(v, bool) and "@" not in k})
     if primary in names:
         names.remove(primary)
         names.insert(0, primary)
@@ -341,19 +343,26 @@ def compare_page(registry: Any, name: str, numbers: list[int], links: Links,
                                  "resampled apart where the test sets differ")
               + "; the metric tables hold the registered values.</p>" if delta_of else ""))
 
+    grouped = sorted({k for mv in chosen for k in mv.metrics if "@" in k},
+                     key=lambda k: (k.partition("@")[2], k.startswith("rows@"), k))
+    if grouped:
+        page.add("<h2>Metrics by group</h2>" + table(
+            ["metric", *labels], [[k, *(_num(mv.metrics.get(k)) for mv in chosen)]
+                                  for k in grouped], numeric=labels) +
+                 '<p class="muted">Written by the evaluating stage for each group of a grouping '
+                 "column (<code>metric@column=group</code>); the fairness gates judge them.</p>")
+
     # params and lineage: only what differs
     diff = differing([flatten(mv.params or {}) for mv in chosen])
     page.add("<h2>Params that differ</h2>" + (table(
         ["param", *labels], [[k, *(_num(v) for v in vs)] for k, vs in diff])
         if diff else "<p>The same params.</p>"))
     gate_rows = []
-    gate_names = list(dict.fromkeys(f"{g.get('metric')} {g.get('rule')}" for mv in chosen
-                                    for g in mv.gates))
+    gate_names = list(dict.fromkeys(gate_label(g) for mv in chosen for g in mv.gates))
     for gname in gate_names:
         cells = []
         for mv in chosen:
-            g = next((g for g in mv.gates if f"{g.get('metric')} {g.get('rule')}" == gname),
-                     None)
+            g = next((g for g in mv.gates if gate_label(g) == gname), None)
             cells.append("" if g is None else
                          f"{'pass' if g.get('passed') else 'FAIL'}: {g.get('message', '')}")
         gate_rows.append([gname, *cells])
@@ -477,7 +486,7 @@ def sweep_page(store: Any, links: Links, registry_name: str | None = None,
                 f"{escape(metric)} {_num(best.value(metric))})" if best else "") + "</p>")
     swept = sorted({o.split("=", 1)[0].lstrip("+~") for r in results for o in r.overrides})
     metric_names = sorted({k for r in ok for k, v in r.metrics.items()
-                           if isinstance(v, int | float)})
+                           if isinstance(v, int | float) and "@" not in k})
     if metric in metric_names:
         metric_names.remove(metric)
         metric_names.insert(0, metric)

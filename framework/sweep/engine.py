@@ -731,13 +731,15 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> tup
     an alias). Returns the registration and the receipt ``dvc repro`` would write."""
     from framework.registry import open_registry
     from framework.registry.artifacts import sha256_file
-    from framework.registry.step import dvc_receipt
+    from framework.registry.step import dvc_receipt, serving_schema
 
     spec = task.trial.spec
     reg = spec.registration
     assert reg is not None
     cfg = spec.params["registry"]
-    schema = json.loads((spec.root / reg.input_schema).read_text())
+    schema = serving_schema(json.loads((spec.root / reg.input_schema).read_text()),
+                            list(cfg.get("exclude_from_features") or []),
+                            file="params.yaml", source=reg.input_schema)
     lineage = {**task.lineage, "inputs": {
         "model": sha256_file(model_path),
         "training_data": task.trial.keys[reg.model.stage],

@@ -20,7 +20,8 @@ them, so the suite on the bundled pipeline takes seconds:
   (not on train and test); ``serving[model]``: the registered version predicts exactly what was
   recorded for it at evaluation;
 - ``drift[train vs test]``: the monitor's data-drift check between the two tables (a warning);
-- ``gates``: every gate names a metric the evaluating stage writes.
+- ``gates``: every gate names a metric the evaluating stage writes; ``fairness[<metric> by
+  <column>]``: each per-group gate, judged on the metrics in the workspace.
 """
 
 from __future__ import annotations
@@ -344,6 +345,21 @@ def _target(ctx: Context) -> str | None:
     return reg.get("target") or (ctx.params.get("dataset") or {}).get("target")
 
 
+def _excluded(ctx: Context) -> list[str]:
+    """The columns that travel with the tables but are not model inputs."""
+    reg = ctx.params.get("registry") or {}
+    found = reg.get("exclude_from_features")
+    if found is None:
+        found = (ctx.params.get("dataset") or {}).get("exclude_from_features")
+    return [str(c) for c in found or []]
+
+
+def _features(ctx: Context, frame: Any) -> Any:
+    """``frame`` without the target and the columns that are not model inputs."""
+    drop = [c for c in (_target(ctx), *_excluded(ctx)) if c is not None and c in frame.columns]
+    return frame.drop(columns=drop) if drop else frame
+
+
 def leakage(ctx: Context) -> Iterator[Result]:
     import pandas as pd
 
@@ -398,20 +414,23 @@ def leakage(ctx: Context) -> Iterator[Result]:
                          evidence={"latest_train": str(latest), "earliest_test": str(earliest)})
     target = _target(ctx)
     if target and target in train.columns and target in test.columns:
-        yield _proxies(train, test, target, test_path)
+        yield _proxies(train, test, target, test_path, _excluded(ctx))
 
 
-def _proxies(train: Any, test: Any, target: str, test_path: str) -> Result:
+def _proxies(train: Any, test: Any, target: str, test_path: str,
+             excluded: list[str]) -> Result:
+    from pandas.api.types import is_numeric_dtype
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     y_train, y_test = train[target], test[target]
-    classify = y_train.dtype == object or y_train.nunique() <= 20
+    classify = not is_numeric_dtype(y_train) or y_train.nunique() <= 20
     scores = {}
-    for column in (c for c in train.columns if c != target and c in test.columns):
+    for column in (c for c in train.columns
+                   if c != target and c not in excluded and c in test.columns):
         x_train = train[[column]]
         x_test = test[[column]]
-        if x_train[column].dtype == object:
+        if not is_numeric_dtype(x_train[column]):
             codes = {v: i for i, v in enumerate(sorted(map(str, x_train[column].unique())))}
             x_train = x_train[column].astype(str).map(codes).to_frame()
             x_test = x_test[column].astype(str).map(codes).fillna(-1).to_frame()
@@ -456,8 +475,15 @@ def distribution(ctx: Context) -> Result:
         for o in stage.outs:
             if o.path == tables[0] and o.schema:
                 schema = json.loads((ctx.root / o.schema).read_text())
-    profile, _ = build(train, schema=schema, target=target)
-    features = test.drop(columns=[target]) if target in test.columns else test
+    excluded = _excluded(ctx)
+    if schema is not None and excluded:
+        from framework.registry.step import serving_schema
+
+        schema = serving_schema(schema, [c for c in excluded if c in schema.get(
+            "properties", {})], file="params.yaml", source=tables[0])
+    profile, _ = build(train.drop(columns=excluded, errors="ignore"), schema=schema,
+                       target=target)
+    features = _features(ctx, test)
     result = checks.data_drift(profile, replace(Policy(), min_rows=20),
                                Observed(features=features, predictions=None,
                                         requests=len(features)))
@@ -489,10 +515,8 @@ def scaling(ctx: Context) -> Iterator[Result]:
         yield Result("scaling", SKIP, "no model and train/test tables in the workspace")
         return
     model = ctx.read(path)
-    target = _target(ctx)
     train, test = ctx.read(tables[0]), ctx.read(tables[1])
-    x_train = train.drop(columns=[target]) if target in train.columns else train
-    x_test = test.drop(columns=[target]) if target in test.columns else test
+    x_train, x_test = _features(ctx, train), _features(ctx, test)
     names = getattr(model, "feature_names_in_", None)
     if names is not None and all(n in x_train.columns for n in names):
         x_train, x_test = x_train[list(names)], x_test[list(names)]  # what the model was fed
@@ -588,9 +612,7 @@ def serving(ctx: Context) -> Result:
         except FrameworkError as exc:
             return Result(name, FAIL, f"{mv.name} v{mv.version} cannot be loaded as serve "
                           f"loads it: {str(exc).splitlines()[0]}")
-    test = ctx.read(tables[1])
-    target = _target(ctx)
-    x = test.drop(columns=[target]) if target in test.columns else test
+    x = _features(ctx, ctx.read(tables[1]))
     predicted, proba = model_scores(served, x)
     if len(predicted) != len(recorded):
         return Result(name, FAIL, f"the test table has {len(predicted)} rows, {len(recorded)} "
@@ -609,21 +631,40 @@ def serving(ctx: Context) -> Result:
                   f"exactly the {len(x)} recorded test predictions")
 
 
-def gates(ctx: Context) -> Result:
+def gates(ctx: Context) -> Iterator[Result]:
+    """Every gate names a metric the evaluating stage writes (and a per-group gate finds that
+    metric for each group); then each per-group gate, judged on those metrics now, as
+    ``fairness[<metric> by <column>]``: an unfair model is caught before it is registered."""
+    from framework.registry.gates import evaluate, group_values
+
     reg = ctx.spec.registration
     if reg is None or not reg.gates:
-        return Result("gates", SKIP, "no gates declared")
+        yield Result("gates", SKIP, "no gates declared")
+        return
     names = sorted({g.metric for g in reg.gates})
     path = reg.metrics.path
     if not ctx.exists(path):
-        return Result("gates", SKIP, f"{path} is not in the workspace: run the pipeline first")
+        yield Result("gates", SKIP, f"{path} is not in the workspace: run the pipeline first")
+        return
     written = ctx.read(path) if not (ctx.root / path).exists() else \
         json.loads((ctx.root / path).read_text())
     missing = [m for m in names if m not in written]
+    missing += [f"{g.metric}@{g.by}=<group>" for g in reg.gates
+                if g.by is not None and not group_values(written, g.metric, g.by)]
+    missing = list(dict.fromkeys(missing))
     if missing:
-        return Result("gates", FAIL, f"gates name {', '.join(missing)}, which {path} does not "
-                      f"hold (it has {', '.join(sorted(written))})", evidence={"missing": missing})
-    return Result("gates", PASS, f"every gate's metric ({', '.join(names)}) is in {path}")
+        plain = sorted(k for k in written if "@" not in k)
+        yield Result("gates", FAIL, f"gates name {', '.join(missing)}, which {path} does not "
+                     f"hold (it has {', '.join(plain)})", evidence={"missing": missing})
+        return
+    yield Result("gates", PASS, f"every gate's metric ({', '.join(names)}) is in {path}")
+    for gate, verdict in zip(reg.gates, evaluate(list(reg.gates), written)):
+        if gate.by is None:
+            continue
+        yield Result(f"fairness[{gate.metric} by {gate.by}]", PASS if verdict.passed else FAIL,
+                     f"{verdict.message} (on {path})",
+                     evidence={"rule": gate.rule, "threshold": gate.threshold,
+                               "value": verdict.value, "groups": verdict.groups})
 
 
 # -- running them --------------------------------------------------------------------------------
@@ -639,7 +680,7 @@ def all_checks(ctx: Context) -> Iterator[tuple[str, Callable[[], Any]]]:
     yield "scaling", lambda: list(scaling(ctx))
     yield "serving", lambda: serving(ctx)
     yield "drift", lambda: distribution(ctx)
-    yield "gates", lambda: gates(ctx)
+    yield "gates", lambda: list(gates(ctx))
 
 
 def context(root: Path, overrides: list[str] | None = None, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -145,3 +146,89 @@ def test_champion_relative_gates_pass_without_champion() -> None:
     (v,) = evaluate(gates, {"accuracy": 0.1}, champion_metrics={"roc_auc": 1.0},
                     champion_version=2)
     assert v.passed and "champion v2 has no value" in v.message
+
+
+# -- per-group (fairness) gates ------------------------------------------------------------------
+
+COLUMNS = {"clinic", "mean_radius", "target"}
+
+
+def grouped(metric: str, values: dict[str, float], rows: dict[str, int]) -> dict[str, float]:
+    """Flat metrics as the evaluate stage writes them: ``recall@clinic=A``, ``rows@clinic=A``."""
+    out: dict[str, float] = {metric: 0.9}
+    out.update({f"{metric}@clinic={g}": v for g, v in values.items()})
+    out.update({f"rows@clinic={g}": n for g, n in rows.items()})
+    return out
+
+
+def test_parse_per_group_gates() -> None:
+    gates = parse_gates([{"metric": "f1", "by": "clinic", "max_gap": 0.05, "min_group_size": 20},
+                         {"metric": "accuracy", "by": "clinic", "min": 0.9}],
+                        known_metrics=KNOWN, file="conf/config.yaml", columns=COLUMNS)
+    assert gates == [Gate("f1", "max_gap", 0.05, None, "clinic", 20),
+                     Gate("accuracy", "min", 0.9, None, "clinic", 30)]
+
+
+@pytest.mark.parametrize("raw, key, match", [
+    pytest.param([{"metric": "f1", "by": "clinik", "max_gap": 0.1}], "gates[0].by",
+                 r"no column 'clinik' in the evaluated table.*\n  hint: did you mean 'clinic'\?",
+                 id="unknown-column"),
+    pytest.param([{"metric": "f1", "max_gap": 0.1}], "gates[0].max_gap",
+                 r"max_gap compares groups: add by: <column>", id="gap-without-by"),
+    pytest.param([{"metric": "f1", "by": "clinic", "max_drop_vs_champion": 0.1}],
+                 "gates[0].max_drop_vs_champion", r"compares with the champion, not groups",
+                 id="champion-rule-by-group"),
+    pytest.param([{"metric": "f1", "by": "clinic", "max_gap": -0.1}], "gates[0].max_gap",
+                 r"must be >= 0", id="negative-gap"),
+    pytest.param([{"metric": "f1", "by": "clinic", "max_gap": 0.1, "min_group_size": 0}],
+                 "gates[0].min_group_size", r"whole number >= 1", id="zero-group-size"),
+    pytest.param([{"metric": "f1", "min": 0.5, "min_group_size": 10}],
+                 "gates[0].min_group_size", r"per-group gate only", id="size-without-by"),
+    pytest.param([{"metric": "f1", "by": "a@b", "min": 0.5}], "gates[0].by",
+                 r"cannot hold '@' or '='", id="separator-in-column"),
+])
+def test_per_group_gates_refuse(raw: object, key: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        parse_gates(raw, known_metrics=KNOWN, file="conf/config.yaml", columns=COLUMNS)
+    assert info.value.key == key
+
+
+def test_max_gap_names_the_groups_and_the_two_numbers_compared() -> None:
+    gate = Gate("recall", "max_gap", 0.05, by="clinic", min_group_size=30)
+    metrics = grouped("recall", {"A": 0.98, "B": 0.80, "C": 0.95}, {"A": 50, "B": 40, "C": 45})
+    (v,) = evaluate([gate], metrics)
+    assert not v.passed and v.value == pytest.approx(0.18)
+    assert "A 0.98, B 0.8, C 0.95" in v.message and "gap 0.18 (A - B) > max_gap 0.05" in v.message
+    assert v.groups == {"A": {"value": 0.98, "rows": 50.0}, "B": {"value": 0.8, "rows": 40.0},
+                        "C": {"value": 0.95, "rows": 45.0}}
+    assert v.to_dict()["by"] == "clinic"
+    (ok,) = evaluate([Gate("recall", "max_gap", 0.2, by="clinic", min_group_size=30)], metrics)
+    assert ok.passed
+
+
+def test_small_groups_are_left_out_and_named() -> None:
+    metrics = grouped("recall", {"A": 0.98, "B": 0.10, "C": 0.96}, {"A": 50, "B": 4, "C": 45})
+    (v,) = evaluate([Gate("recall", "max_gap", 0.05, by="clinic", min_group_size=30)], metrics)
+    assert v.passed and "left out, fewer than 30 rows: B (4 rows)" in v.message
+
+
+def test_every_group_must_reach_min() -> None:
+    metrics = grouped("accuracy", {"A": 0.95, "B": 0.85, "C": 0.92}, {"A": 50, "B": 40, "C": 45})
+    (v,) = evaluate([Gate("accuracy", "min", 0.9, by="clinic", min_group_size=30)], metrics)
+    assert not v.passed and v.value == 0.85 and "B below min 0.9" in v.message
+    (v,) = evaluate([Gate("accuracy", "min", 0.8, by="clinic", min_group_size=30)], metrics)
+    assert v.passed and "every group >= min 0.8" in v.message
+
+
+@pytest.mark.parametrize("metrics, match", [
+    pytest.param({"recall": 0.9}, r"no per-group values \(recall@clinic=<group>\)",
+                 id="no-group-metrics"),
+    pytest.param(grouped("recall", {"A": 0.9, "B": 0.5}, {"A": 50, "B": 10}),
+                 r"1 group\(s\) with at least 30 rows, 2 needed", id="one-group-left"),
+    pytest.param(grouped("recall", {"A": 0.9}, {}), r"rows@clinic=A = None",
+                 id="no-row-count"),
+])
+def test_a_gate_without_evidence_fails(metrics: dict[str, float], match: str) -> None:
+    (v,) = evaluate([Gate("recall", "max_gap", 0.1, by="clinic", min_group_size=30)], metrics)
+    assert not v.passed
+    assert re.search(match, v.message), v.message

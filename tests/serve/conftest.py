@@ -29,7 +29,12 @@ def model_file(tmp_path_factory: pytest.TempPathFactory, data: Data) -> Path:
 
 @pytest.fixture(scope="session")
 def features_schema() -> dict[str, Any]:
-    return json.loads((REPO / "schemas" / "features.json").read_text())
+    """The input schema the register step records for the bundled model: the features table's
+    schema without ``clinic``, which is not a model input (``dataset.exclude_from_features``)."""
+    from framework.registry.step import serving_schema
+
+    return serving_schema(json.loads((REPO / "schemas" / "features.json").read_text()),
+                          ["clinic"], file="params.yaml", source="schemas/features.json")
 
 
 @pytest.fixture(scope="session")
