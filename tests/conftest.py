@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,12 @@ def project(tmp_path: Path) -> Path:
 def dvc_project(project: Path) -> Path:
     """The example project in its own git repository with DVC initialised."""
     return init_repo(project)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Any:
+    """A real PostgreSQL server on 127.0.0.1 for the session (see tests/postgres.py)."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server

@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from framework.console import Out
@@ -62,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", parents=[common],
                         help="remove the artifacts of archived versions (never an aliased one)")
     gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    mg = sub.add_parser("migrate", parents=[common],
+                        help="copy this registry (rows and artifacts) into an empty shared one")
+    mg.add_argument("--to", required=True, metavar="URL",
+                    help="the target: postgresql://USER@HOST:PORT/DATABASE or sqlite:///FOLDER")
+    mg.add_argument("--artifacts", default=None, metavar="FOLDER",
+                    help="the target's artifact folder (default: registry.artifacts, else the "
+                         "target's registry folder)")
     return p
 
 
@@ -118,15 +124,21 @@ def _print_json(data: Any) -> None:
 # -- commands ------------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from framework.errors import NotRegistered
+
     root = registry_path(args.registry)
-    if not (Path(root) / "registry.db").exists():
+    try:
+        with open_registry(args.registry, create=False) as reg:
+            models = [(name, reg.versions(name), reg.aliases(name))
+                      for name in reg.model_names()]
+    except NotRegistered:
+        models = []
+    if not models:
         if args.json:
             _print_json({"registry": str(root), "models": []})
         else:
             print(f"no models registered yet (registry: {root})")
         return 0
-    with open_registry(root, create=False) as reg:
-        models = [(name, reg.versions(name), reg.aliases(name)) for name in reg.model_names()]
     hidden = {name: sum(1 for mv in versions if mv.archived_at) for name, versions, _ in models}
     if not args.all:
         models = [(name, [mv for mv in versions if not mv.archived_at], aliases)
@@ -333,9 +345,32 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from framework.registry.core import Registry, migrate
+    from framework.registry.postgres import redact
+
+    with open_registry(args.registry, create=False) as source:
+        with open_registry(args.to) as target:
+            if args.artifacts:
+                target = Registry(target.root, target.store, artifact_root=args.artifacts)
+            done = migrate(source, target)
+            where = redact(args.to)
+            if args.json:
+                _print_json({"to": where, "rows": done.rows, "artifacts": done.artifacts,
+                             "artifact_bytes": done.artifact_bytes,
+                             "artifact_folder": str(target.artifact_root)})
+                return 0
+            counts = ", ".join(f"{n} {t.replace('_', ' ')}" for t, n in done.rows.items())
+            print(f"migrated to {where}: {counts}; {done.artifacts} artifact(s), "
+                  f"{done.artifact_bytes} bytes, into {target.artifact_root / 'artifacts'}")
+            print("the two registries hold the same rows. Point the project at it: registry.url "
+                  "in conf/config.yaml (or $FRAMEWORK_REGISTRY_URL), and registry.artifacts")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "show": cmd_show, "compare": cmd_compare,
             "history": cmd_history, "promote": cmd_promote, "archive": cmd_archive,
-            "gc": cmd_gc}
+            "gc": cmd_gc, "migrate": cmd_migrate}
 
 
 def main(argv: list[str]) -> int:

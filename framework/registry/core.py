@@ -30,6 +30,10 @@ from framework.registry.store import (CHAMPION, AliasConflict, AliasMove, ModelV
 
 DEFAULT_PATH = ".framework/registry"
 ENV_REGISTRY = "FRAMEWORK_REGISTRY"
+#: The registry's database, when it is not the local folder's SQLite file (``registry.url``).
+ENV_REGISTRY_URL = "FRAMEWORK_REGISTRY_URL"
+#: The folder that holds the artifacts, when not the local folder (``registry.artifacts``).
+ENV_REGISTRY_ARTIFACTS = "FRAMEWORK_REGISTRY_ARTIFACTS"
 ENV_SWEEP_ID = "FRAMEWORK_SWEEP_ID"
 STEP_ACTOR = "register-step"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
@@ -106,30 +110,82 @@ def parse_uri(uri: str) -> ModelRef:
     return ModelRef(name, version=int(version))
 
 
+def _registry_params(project_dir: Path) -> dict[str, Any]:
+    """The ``registry:`` block of ``params.yaml`` in ``project_dir`` ({} when there is none)."""
+    params = project_dir / "params.yaml"
+    if not params.exists():
+        return {}
+    from framework.registry.lineage import read_yaml
+
+    try:
+        data = read_yaml(params)
+    except Exception:  # an unreadable params.yaml is the compiler's to report
+        return {}
+    block = data.get("registry") if isinstance(data, dict) else None
+    return block if isinstance(block, dict) else {}
+
+
+def _sqlite_path(url: str) -> str | None:
+    """The folder of a ``sqlite:///folder`` URL (None for any other text)."""
+    return url[len("sqlite:///"):] or "." if url.startswith("sqlite:///") else None
+
+
 def registry_path(registry: str | os.PathLike[str] | None = None, *,
                   project_dir: str | os.PathLike[str] = ".") -> Path:
-    """Where the registry lives: ``registry`` if given, else ``$FRAMEWORK_REGISTRY``, else
-    ``registry.path`` of ``params.yaml`` in ``project_dir`` (relative to it), else
-    ``.framework/registry``."""
-    if registry:
-        return Path(registry)
+    """The registry's local folder (its SQLite file unless ``registry.url`` names a server, and
+    the prediction logs and receipts): ``registry`` if given (a folder or ``sqlite:///folder``),
+    else ``$FRAMEWORK_REGISTRY``, else ``registry.path`` of ``params.yaml`` in ``project_dir``
+    (relative to it), else ``.framework/registry``."""
+    from framework.registry.postgres import is_url
+
+    if registry and not is_url(str(registry)):
+        return Path(_sqlite_path(str(registry)) or registry)
     env = os.environ.get(ENV_REGISTRY)
     if env:
         return Path(env)
     project_dir = Path(project_dir)
-    params = project_dir / "params.yaml"
-    if params.exists():
-        from framework.registry.lineage import read_yaml
-
-        try:
-            data = read_yaml(params)
-        except Exception:  # an unreadable params.yaml is the compiler's to report
-            data = None
-        path = data.get("registry", {}).get("path") if isinstance(data, dict) and isinstance(
-            data.get("registry"), dict) else None
-        if path:
-            return project_dir / str(path)
+    path = _registry_params(project_dir).get("path")
+    if path:
+        return project_dir / str(path)
     return project_dir / DEFAULT_PATH
+
+
+def registry_url(registry: str | os.PathLike[str] | None = None, *,
+                 project_dir: str | os.PathLike[str] = ".") -> str | None:
+    """The registry's database server, or None for the SQLite file in its folder: ``registry``
+    when it is a ``postgresql://`` URL (``sqlite:///folder`` names a local registry; a plain folder
+    is the registry's local folder, its database still the configured one), else
+    ``$FRAMEWORK_REGISTRY_URL``, else ``registry.url`` of ``params.yaml``. A ``sqlite:///`` URL
+    in either place means the local file."""
+    from framework.registry.postgres import is_url
+
+    if registry and is_url(str(registry)):
+        return str(registry)
+    if registry and _sqlite_path(str(registry)) is not None:
+        return None
+    for url in (os.environ.get(ENV_REGISTRY_URL), _registry_params(Path(project_dir)).get("url")):
+        if url:
+            url = str(url)
+            if is_url(url):
+                return url
+            if _sqlite_path(url) is None:
+                raise UsageError(f"registry.url {url!r} is neither sqlite:///FOLDER nor "
+                                 "postgresql://USER@HOST:PORT/DATABASE")
+            return None
+    return None
+
+
+def artifacts_root(root: Path, *, project_dir: str | os.PathLike[str] = ".") -> Path:
+    """The folder whose ``artifacts/`` holds the models and companions: ``$FRAMEWORK_REGISTRY_
+    ARTIFACTS``, else ``registry.artifacts`` of ``params.yaml`` (relative to the project), else the
+    registry's folder ``root``. A registry a team shares needs a folder every machine reaches."""
+    env = os.environ.get(ENV_REGISTRY_ARTIFACTS)
+    if env:
+        return Path(env)
+    configured = _registry_params(Path(project_dir)).get("artifacts")
+    if configured:
+        return Path(project_dir) / str(configured)
+    return root
 
 
 @dataclass(frozen=True)
@@ -244,10 +300,13 @@ Rescorer = Callable[[Any], Mapping[str, Any]]
 class Registry:
     """Versions, aliases and artifacts of the models in one registry folder."""
 
-    def __init__(self, root: str | os.PathLike[str], store: Store) -> None:
+    def __init__(self, root: str | os.PathLike[str], store: Store, *,
+                 artifact_root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root)
         self.store = store
-        self.artifacts = artifacts.ArtifactStore(self.root / "artifacts")
+        #: the folder that holds ``artifacts/`` (the registry's own folder unless shared)
+        self.artifact_root = Path(artifact_root) if artifact_root is not None else self.root
+        self.artifacts = artifacts.ArtifactStore(self.artifact_root / "artifacts")
 
     def __enter__(self) -> Registry:
         return self
@@ -261,7 +320,7 @@ class Registry:
     # -- reading ---------------------------------------------------------------------------------
 
     def _absolute(self, mv: ModelVersion) -> ModelVersion:
-        return replace(mv, artifact_path=str((self.root / mv.artifact_path).absolute()))
+        return replace(mv, artifact_path=str((self.artifact_root / mv.artifact_path).absolute()))
 
     def model_names(self) -> list[str]:
         return self.store.model_names()
@@ -565,7 +624,7 @@ class Registry:
         problems = self.store.check()
         for name in self.store.model_names():
             for mv in self.store.versions(name):
-                path = self.root / mv.artifact_path
+                path = self.artifact_root / mv.artifact_path
                 if mv.removed_at:
                     continue  # removed by gc, on purpose
                 if not path.exists():
@@ -577,11 +636,61 @@ class Registry:
 
 def open_registry(path: str | os.PathLike[str] | None = None, *, create: bool = True,
                   project_dir: str | os.PathLike[str] = ".") -> Registry:
-    """Open (and, with ``create``, create) the registry at ``path`` (see :func:`registry_path`)."""
-    from framework.registry.sqlite import SQLiteStore
-
+    """Open (and, with ``create``, create) a registry: ``path`` is its folder, ``sqlite:///folder``
+    or a ``postgresql://`` URL; without it, the project's (see :func:`registry_path`,
+    :func:`registry_url` and :func:`artifacts_root`)."""
     root = registry_path(path, project_dir=project_dir)
-    return Registry(root, SQLiteStore(root, create=create))
+    url = registry_url(path, project_dir=project_dir)
+    store: Store
+    if url is not None:
+        from framework.registry.postgres import PostgresStore
+
+        store = PostgresStore(url, create=create)
+    else:
+        from framework.registry.sqlite import SQLiteStore
+
+        store = SQLiteStore(root, create=create)
+    return Registry(root, store, artifact_root=artifacts_root(root, project_dir=project_dir))
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What ``registry migrate`` copied."""
+
+    rows: dict[str, int]
+    artifacts: int
+    artifact_bytes: int
+
+
+def migrate(source: Registry, target: Registry) -> Migration:
+    """Copy every row of ``source`` (versions, aliases, alias history, labels, monitor runs, ids
+    and all) into the empty ``target`` in one transaction, after every artifact they name (sha256
+    checked on the way), then check that the two registries hold the same rows."""
+    from framework.registry.sql import SQLStore
+
+    if not isinstance(source.store, SQLStore) or not isinstance(target.store, SQLStore):
+        raise UsageError("registry migrate copies between SQL registries (SQLite, PostgreSQL)")
+    rows = source.store.dump()
+    if target.model_names():
+        raise UsageError("the target registry already holds versions: migrate into an empty one")
+    copied = size = 0
+    for name in source.model_names():
+        for mv in source.versions(name):
+            shas = [] if mv.removed_at else [mv.sha256]
+            shas += [e["sha256"] for e in mv.extras.values() if isinstance(e, dict)]
+            for sha in shas:
+                have = target.artifacts.path(sha)
+                if have.exists() and artifacts.sha256_file(have) == sha:
+                    continue
+                src = artifacts.verify_file(source.artifacts.path(sha), sha,
+                                            what=f"{name} v{mv.version}'s artifact")
+                _, n = target.artifacts.put_file(src)
+                copied, size = copied + 1, size + n
+    target.store.copy_rows(rows)
+    if target.store.dump() != rows:
+        raise RegistryError("the copy differs from the source after migrate; the target was "
+                            "written in one transaction: inspect it before using it")
+    return Migration({t: len(r) for t, r in rows.items()}, copied, size)
 
 
 def resolve(uri: str, *, registry: str | os.PathLike[str] | None = None) -> ModelVersion:

@@ -56,8 +56,8 @@ from framework.registry.core import (ENV_SWEEP_ID, Registration, check_name, ope
 ENV_MONITOR_RUN = "FRAMEWORK_MONITOR_RUN"
 from framework.registry.gates import parse_gates
 
-_REGISTRY_KEYS = ("path", "model_name", "primary_metric", "direction", "target",
-                  "exclude_from_features")
+_REGISTRY_KEYS = ("path", "url", "artifacts", "model_name", "primary_metric", "direction",
+                  "target", "exclude_from_features")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,7 +135,14 @@ def read_registry_config(params: dict[str, Any], file: str) -> dict[str, Any]:
         raise ConfigError(f"expected 'maximize' or 'minimize', found {direction!r}", file=file,
                           key="registry.direction",
                           hint=did_you_mean(str(direction), ("maximize", "minimize")))
-    for key in ("primary_metric", "target"):
+    url = cfg.get("url")
+    if url is not None:
+        from framework.registry.postgres import is_url, redact
+
+        if not isinstance(url, str) or not (is_url(url) or url.startswith("sqlite:///")):
+            raise ConfigError(f"expected sqlite:///FOLDER or postgresql://USER@HOST:PORT/DATABASE,"
+                              f" found {redact(str(url))!r}", file=file, key="registry.url")
+    for key in ("primary_metric", "target", "artifacts"):
         if cfg.get(key) is not None and not isinstance(cfg[key], str):
             raise ConfigError(f"expected a string, found {cfg[key]!r}", file=file,
                               key=f"registry.{key}")

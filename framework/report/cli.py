@@ -101,10 +101,12 @@ def ui_main(argv: list[str]) -> int:
     p.add_argument("--registry", default=None, metavar="PATH")
     args = p.parse_args(argv)
     from framework.registry import registry_path
+    from framework.registry.core import registry_url
     from framework.report.ui import serve
 
     root = registry_path(args.registry)
-    if not (root / "registry.db").exists() and not root.is_dir():
+    if registry_url(args.registry) is None and not (root / "registry.db").exists() and \
+            not root.is_dir():
         raise UsageError(f"no registry at {root}: run the pipeline first "
                          "(`python -m framework`), or pass --registry")
     serve(root, Path.cwd(), host=args.host, port=args.port)

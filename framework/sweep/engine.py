@@ -544,7 +544,8 @@ def _preload(spec: PipelineSpec) -> None:
             import hydra.utils  # noqa: F401  (its instantiate builds this block)
 
     registry = spec.params.get("registry") or {}
-    open_registry(spec.root / registry.get("path", ".framework/registry")).close()  # created once
+    open_registry(spec.root / registry.get("path", ".framework/registry"),
+                  project_dir=spec.root).close()  # created once
 
     for stage in spec.stages:
         import_function(stage.run)
@@ -744,7 +745,8 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> tup
         "model": sha256_file(model_path),
         "training_data": task.trial.keys[reg.model.stage],
     }}
-    with open_registry(spec.root / cfg.get("path", ".framework/registry")) as registry:
+    with open_registry(spec.root / cfg.get("path", ".framework/registry"),
+                       project_dir=spec.root) as registry:
         registration = registry.register(
             reg.model_name, model_path, metrics=metrics, params=spec.params, input_schema=schema,
             target=cfg.get("target"), gates=list(reg.gates), primary_metric=reg.primary_metric,

@@ -592,7 +592,7 @@ def serving(ctx: Context) -> Result:
     reg_cfg = ctx.params.get("registry") or {}
     try:
         registry = open_registry(ctx.root / reg_cfg.get("path", ".framework/registry"),
-                                 create=False)
+                                 create=False, project_dir=ctx.root)
     except Exception:
         return Result(name, SKIP, "no registry yet: run the pipeline")
     from framework.errors import FrameworkError

@@ -37,5 +37,17 @@ def model_file(tmp_path_factory: pytest.TempPathFactory, fitted: Any) -> Path:
 @pytest.fixture(autouse=True)
 def _no_registry_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FRAMEWORK_REGISTRY", raising=False)
+    monkeypatch.delenv("FRAMEWORK_REGISTRY_URL", raising=False)
+    monkeypatch.delenv("FRAMEWORK_REGISTRY_ARTIFACTS", raising=False)
     monkeypatch.delenv("FRAMEWORK_SWEEP_ID", raising=False)
     monkeypatch.delenv("FRAMEWORK_REGISTRY_CRASH_AT", raising=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on each registry backend: the local SQLite file, and a fresh database of a
+    real PostgreSQL server (through ``$FRAMEWORK_REGISTRY_URL``, as a team would configure it)."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        monkeypatch.setenv("FRAMEWORK_REGISTRY_URL", server.create_database())
+    return str(request.param)

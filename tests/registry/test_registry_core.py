@@ -20,6 +20,9 @@ from framework.registry import open_registry, parse_gates
 from framework.registry.core import Registry, decide
 from framework.registry.store import AliasConflict
 
+#: every test here runs on both backends: SQLite, and a real PostgreSQL server
+pytestmark = pytest.mark.usefixtures("backend")
+
 GATES = parse_gates([{"metric": "roc_auc", "min": 0.95}, {"metric": "log_loss", "max": 0.2},
                      {"metric": "accuracy", "max_drop_vs_champion": 0.005}],
                     known_metrics=None, file="params.yaml")
@@ -228,7 +231,8 @@ def test_resolve_errors(reg: Registry, model_file: Path, uri: str, exc: type,
 
 
 def test_missing_registry_is_an_error_not_created(tmp_path: Path) -> None:
-    with pytest.raises(RegistryError, match=r"no registry at .*nope \(nothing registered yet\)"):
+    with pytest.raises(RegistryError, match=r"no registry (at .*nope|in the database "
+                                            r"127\.0\.0\.1:\d+/reg_\w+) \(nothing registered yet\)"):
         registry.load("m@champion", registry=tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
 
@@ -281,7 +285,7 @@ def test_not_a_skops_file_is_refused(reg: Registry, tmp_path: Path) -> None:
         register(reg, tmp_path / "missing.skops")
 
 
-def test_manual_promotion_and_history(reg: Registry, model_file: Path) -> None:
+def test_manual_promotion_and_history(reg: Registry, model_file: Path, backend: str) -> None:
     register(reg, model_file, metrics=metrics(roc_auc=0.99))
     register(reg, model_file, metrics=metrics(roc_auc=0.98))
     move = reg.set_alias("breast_cancer", 2, "champion", reason="rollback test")
@@ -297,10 +301,17 @@ def test_manual_promotion_and_history(reg: Registry, model_file: Path) -> None:
         reg.set_alias("breast_cancer", 5, "champion")
     with pytest.raises(UsageError, match=r"invalid alias '1x'"):
         reg.set_alias("breast_cancer", 1, "1x")
-    # the history is append-only, even for someone with the database file
-    with sqlite3.connect(reg.root / "registry.db") as conn, \
-            pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("DELETE FROM alias_history")
+    # the history is append-only, even for someone with direct access to the database
+    if backend == "sqlite":
+        with sqlite3.connect(reg.root / "registry.db") as conn, \
+                pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("DELETE FROM alias_history")
+    else:
+        import psycopg
+
+        with psycopg.connect(os.environ["FRAMEWORK_REGISTRY_URL"]) as conn, \
+                pytest.raises(psycopg.DatabaseError, match="append-only"):
+            conn.execute("UPDATE alias_history SET reason = 'rewritten'")
 
 
 def test_stale_champion_read_is_judged_again(reg: Registry, model_file: Path,

@@ -13,6 +13,9 @@ from framework.errors import RegistryError
 from framework.registry import open_registry
 from framework.registry.store import Label, MonitorRun
 
+#: every test here runs on both backends: SQLite, and a real PostgreSQL server
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def test_companions_are_stored_hashed_and_checked(tmp_path: Path, model_file: Path) -> None:
     with open_registry(tmp_path / "reg") as reg:
@@ -90,6 +93,7 @@ def test_monitor_runs_in_order_with_their_retrain(tmp_path: Path) -> None:
         assert reg.store.monitor_runs("other") == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # its own file format
 def test_a_version_two_registry_is_migrated_in_place(tmp_path: Path, model_file: Path) -> None:
     from framework.registry import sqlite as backend
 
