@@ -11,7 +11,14 @@ It prints seconds per trial for each, the framework's overhead per trial
 ((framework time - bare loop time) / trials; also as the median of the differences within each
 alternated pair of runs, steadier on a noisy machine) and the ratios.
 
-    python benchmarks/sweep.py [--dvc-trials 4] [--repeat 3]
+With ``--ray``, on a one-node Ray cluster it starts (``ray start --head``) and stops, two more:
+
+4. the framework on Ray: the same command with ``sweep.launcher=ray sweep.ray.address=...``;
+5. a plain ``ray.remote`` loop of the same fits and evaluations, connecting to the same cluster;
+
+and the Ray launcher's overhead per trial over the plain loop (target < 50 ms).
+
+    python benchmarks/sweep.py [--dvc-trials 4] [--repeat 3] [--ray]
 """
 
 from __future__ import annotations
@@ -67,6 +74,56 @@ print(len(results), max(r["roc_auc"] for r in results))
 """
 
 
+RAY_LOOP = r"""
+import sys, time
+import ray
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+ray.init(address=sys.argv[1], include_dashboard=False, logging_level="warning",
+         log_to_driver=False)
+frame = load_breast_cancer(as_frame=True).frame
+train, test = train_test_split(frame, test_size=0.25, random_state=42, stratify=frame["target"])
+data = ray.put((train.drop(columns=["target"]), train["target"], test.drop(columns=["target"]),
+                test["target"].to_numpy()))
+
+@ray.remote(num_cpus=1)
+def trial(data, C, weight):
+    X, y, Xt, yt = data
+    model = Pipeline([("preprocess", StandardScaler()),
+                      ("model", LogisticRegression(C=C, class_weight=weight, max_iter=1000))])
+    model.fit(X, y)
+    predicted, proba = model.predict(Xt), model.predict_proba(Xt)
+    skm.roc_curve(yt, proba[:, 1])
+    return {"accuracy": skm.accuracy_score(yt, predicted),
+            "f1": skm.f1_score(yt, predicted, zero_division=0),
+            "roc_auc": skm.roc_auc_score(yt, proba[:, 1]), "log_loss": skm.log_loss(yt, proba)}
+
+results = ray.get([trial.remote(data, C, w) for C in %(cs)r for w in %(weights)r])
+print(len(results), max(r["roc_auc"] for r in results))
+"""
+
+
+def ray_cluster(base: Path) -> tuple[str, list[str]]:
+    """Start a one-node Ray cluster on 127.0.0.1; its address and the command that stops it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    sh([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+        f"--num-cpus={os.cpu_count()}", f"--temp-dir={temp}", "--include-dashboard=false",
+        "--disable-usage-stats"], base)
+    return f"127.0.0.1:{port}", [ray_bin, "stop", "--force"]
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
@@ -108,6 +165,9 @@ def main() -> None:
     parser.add_argument("--dvc-trials", type=int, default=4,
                         help="trials to run with `dvc exp run` (0 to skip)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, median kept")
+    parser.add_argument("--ray", action="store_true",
+                        help="also on a local Ray cluster: the Ray launcher against a plain "
+                             "ray.remote loop")
     args = parser.parse_args()
     trials = len(C_VALUES) * len(WEIGHTS)
 
@@ -121,6 +181,23 @@ def main() -> None:
             bare_runs.append(sh([sys.executable, str(loop_file)], base))
             ours.append(sh([sys.executable, "-m", "framework", "+experiment=tune_logreg"], root))
         bare, framework = statistics.median(bare_runs), statistics.median(ours)
+
+        on_ray = plain_ray = None
+        if args.ray:
+            address, stop = ray_cluster(base)
+            try:
+                ray_file = base / "ray_loop.py"
+                ray_file.write_text(RAY_LOOP % {"cs": C_VALUES, "weights": WEIGHTS})
+                ray_ours, ray_plain = [], []
+                for i in range(args.repeat):
+                    root = make_project(base / f"ray-{i}")
+                    ray_plain.append(sh([sys.executable, str(ray_file), address], base))
+                    ray_ours.append(sh([sys.executable, "-m", "framework",
+                                        "+experiment=tune_logreg", "sweep.launcher=ray",
+                                        f"sweep.ray.address={address}"], root))
+                on_ray, plain_ray = statistics.median(ray_ours), statistics.median(ray_plain)
+            finally:
+                subprocess.run(stop, capture_output=True, env=env())
 
         dvc = None
         if args.dvc_trials:
@@ -137,6 +214,9 @@ def main() -> None:
 
     rows = [("bare Python loop (one process)", bare / trials),
             ("framework sweep (+experiment=tune_logreg)", framework / trials)]
+    if on_ray is not None and plain_ray is not None:
+        rows.append(("plain ray.remote loop (local Ray cluster)", plain_ray / trials))
+        rows.append(("framework sweep, sweep.launcher=ray", on_ray / trials))
     if dvc is not None:
         rows.append((f"dvc exp run -S per trial ({args.dvc_trials} trials, per trial)", dvc))
     width = max(len(r[0]) for r in rows)
@@ -152,6 +232,9 @@ def main() -> None:
     print(f"\nframework overhead per trial: {overhead * 1000:.1f} ms "
           f"((framework - bare loop) / {trials}; target < 25 ms)")
     print(f"  median of the {args.repeat} paired differences: {paired * 1000:.1f} ms per trial")
+    if on_ray is not None and plain_ray is not None:
+        print(f"Ray launcher overhead per trial over a plain ray.remote loop: "
+              f"{(on_ray - plain_ray) / trials * 1000:.1f} ms (target < 50 ms)")
     if dvc is not None:
         print(f"framework vs dvc exp run: {dvc / (framework / trials):.0f}x faster per trial "
               "(target >= 50x)")

@@ -227,6 +227,14 @@ class SweepSession:
         self.direction = "maximize"
         sweep_cfg = master.get("sweep") or {}
         self.save_dvc_experiments = bool(sweep_cfg.get("save_dvc_experiments"))
+        from omegaconf import OmegaConf
+
+        from framework.sweep import launchers
+
+        block = OmegaConf.to_container(sweep_cfg, resolve=True) if OmegaConf.is_config(
+            sweep_cfg) else dict(sweep_cfg)
+        #: where the trials run (sweep.launcher): checked before anything runs
+        self.launcher = launchers.parse(block)
 
     def _planned_total(self) -> int | None:
         n_trials = self.master.hydra.sweeper.get("n_trials")
@@ -358,17 +366,13 @@ class SweepSession:
 
     def _run_trials(self, trials: list[Trial]) -> Iterator[TrialOutcome]:
         from framework.registry.lineage import collect
-        from framework.sweep import warm
+        from framework.sweep import launchers
 
         lineage = collect(project_dir=self.root)
         tasks = [TrialTask(trial=t, sweep_id=self.sweep_id,
                            trial_dir=str(self.store.trial_dir(t.index)), lineage=lineage,
                            workspace=self.save_dvc_experiments) for t in trials]
-        process = warm.current()
-        if process is not None:
-            yield from process.run(tasks, self.jobs)
-        else:
-            yield from run_tasks(tasks, self.jobs)
+        yield from launchers.run(self.launcher, tasks, self.jobs)
 
     def _finish(self, result: TrialResult, resumed: bool = False) -> None:
         self.results.append(result)

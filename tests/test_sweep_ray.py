@@ -1,0 +1,100 @@
+"""Sweeps on a real Ray cluster: ``ray start --head`` on 127.0.0.1 in a temporary folder, the
+same sweep on it and on the local launcher, the same trial table; stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env, copy_project, run_cli
+from tests.test_sweep import show
+
+pytestmark = pytest.mark.dvc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """The address of a one-node Ray cluster started for these tests."""
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).parent / "ray"
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths
+    port = _free_port()
+    env = {**cli_env(), "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1",
+                    f"--port={port}", "--num-cpus=2", f"--temp-dir={temp}",
+                    "--include-dashboard=false", "--disable-usage-stats"],
+                   env=env, check=True, capture_output=True, text=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True,
+                       timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _trials(root: Path) -> dict[str, dict[str, float]]:
+    data = show(root)
+    assert all(t["status"] == "ok" for t in data["trials"]), data["trials"]
+    return {" ".join(t["overrides"]): t["metrics"] for t in data["trials"]}
+
+
+def test_a_sweep_on_ray_gives_the_local_launchers_trial_table(ray_cluster: str,
+                                                              tmp_path: Path) -> None:
+    sweep = "model.C=0.01,0.1,1"
+    local = copy_project(tmp_path / "local")
+    run_cli(local, "-m", sweep, check=True)
+    on_ray = copy_project(tmp_path / "ray")
+    proc = run_cli(on_ray, "-m", sweep, "sweep.launcher=ray",
+                   f"sweep.ray.address={ray_cluster}", check=True)
+    assert "shared stages ran once for the sweep: ingest, split" in proc.stdout
+    assert proc.stdout.count("✓ model.C=") == 3  # each trial recorded as it finished
+    assert _trials(on_ray) == _trials(local)  # same seeds, same metrics, to the last digit
+    registered = run_cli(on_ray, "registry", "list", "--json", check=True).stdout
+    assert '"candidate"' in registered
+    again = run_cli(on_ray, "-m", sweep, "sweep.launcher=ray",
+                    f"sweep.ray.address={ray_cluster}", check=True)
+    assert "recorded earlier" in again.stdout  # the same command resumes: nothing reruns
+
+
+def test_optunas_batches_run_as_ray_tasks(ray_cluster: str, tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "p")
+    proc = run_cli(root, "+experiment=optuna_logreg", "hydra.sweeper.n_trials=4",
+                   "sweep.launcher=ray", f"sweep.ray.address={ray_cluster}", check=True)
+    assert "4 trials ran" in proc.stdout
+    data = show(root)
+    assert len(data["trials"]) == 4 and all(t["status"] == "ok" for t in data["trials"])
+
+
+def test_a_failing_trial_on_ray_is_recorded_and_the_sweep_goes_on(ray_cluster: str,
+                                                                  tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "p")
+    proc = run_cli(root, "-m", "model.C=0.1,1", "+model.l1_ratio=1", "sweep.launcher=ray",
+                   f"sweep.ray.address={ray_cluster}")
+    data = show(root)
+    assert [t["status"] for t in data["trials"]] == ["failed", "failed"], proc.stdout
+    assert "l1" in data["trials"][0]["error"]
+
+
+def test_a_bad_launcher_is_a_config_error(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "p")
+    proc = run_cli(root, "-m", "model.C=0.1,1", "sweep.launcher=rey")
+    assert proc.returncode == 2
+    assert "sweep.launcher: unknown launcher 'rey'" in proc.stderr and "'ray'" in proc.stderr
+    proc = run_cli(root, "-m", "model.C=0.1,1", "sweep.launcher=ray",
+                   f"sweep.ray.address=127.0.0.1:{_free_port()}")
+    assert proc.returncode == 2 and "sweep.ray.address" in proc.stderr, proc.stderr
+    assert os.path.exists(root)
