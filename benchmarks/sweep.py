@@ -116,8 +116,13 @@ def ray_cluster(base: Path) -> tuple[str, list[str]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    import secrets
+
     ray_bin = str(Path(sys.executable).parent / "ray")
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    # a token of its own, for the cluster and every client this script starts (env() copies it)
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                       "RAY_USAGE_STATS_ENABLED": "0"})
     sh([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
         f"--num-cpus={os.cpu_count()}", f"--temp-dir={temp}", "--include-dashboard=false",
         "--disable-usage-stats"], base)

@@ -4,6 +4,7 @@ same sweep on it and on the local launcher, the same trial table; stopped at the
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,14 @@ def ray_cluster() -> Iterator[str]:
     ray_bin = Path(sys.executable).parent / "ray"
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths
     port = _free_port()
-    env = {**cli_env(), "RAY_USAGE_STATS_ENABLED": "0"}
+    # Token authentication with a token of its own, given to the cluster and to every client
+    # (the sweeps inherit the environment): nothing depends on a ~/.ray/auth_token left by
+    # another cluster, and no other process can use this one.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
+    env = cli_env()
     subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1",
                     f"--port={port}", "--num-cpus=2", f"--temp-dir={temp}",
                     "--include-dashboard=false", "--disable-usage-stats"],
@@ -44,6 +52,11 @@ def ray_cluster() -> Iterator[str]:
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True,
                        timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _trials(root: Path) -> dict[str, dict[str, float]]:
