@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class FrameworkError(Exception):
@@ -75,8 +76,20 @@ class StageFunctionError(RunError):
 
     def __init__(self, stage: str, run: str, exc: BaseException) -> None:
         self.stage = stage
-        self.original = exc
+        self.original: BaseException | None = exc
         super().__init__(f"stage '{stage}': {run} raised {user_traceback(exc)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # it crosses processes (a sweep's warm process, a cluster's worker) as its message: the
+        # user's exception itself may not pickle
+        return (_stage_function_error, (self.stage, str(self)))
+
+
+def _stage_function_error(stage: str, message: str) -> StageFunctionError:
+    err = StageFunctionError.__new__(StageFunctionError)
+    RunError.__init__(err, message)
+    err.stage, err.original = stage, None
+    return err
 
 
 #: Environment variables that ask for the framework's own frames in errors.

@@ -294,3 +294,13 @@ def test_ties_put_the_trial_that_passes_its_gates_first() -> None:
     failed = TrialResult(index=2, overrides=["a=3"], status="failed")
     assert [r.index for r in ranked([rejected, failed, passing], "m", "maximize")] == [1, 0, 2]
     assert winner([rejected, passing], "m", "maximize") is passing
+
+
+def test_a_shared_stage_that_raises_is_one_clear_error(project: Path) -> None:
+    """With one trial every stage is shared, and runs in the sweep's warm process: the user's
+    error crosses back to the command as the stage's message, not as a pickling traceback."""
+    proc = run_cli(project, "-m", "model.C=0.1", "+model.l1_ratio=1")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: stage 'train': pipelines.tabular.train raised "
+                                  "ValueError"), proc.stderr
+    assert 'File "pipelines/tabular.py"' in proc.stderr and "Traceback" not in proc.stderr
