@@ -3,7 +3,11 @@
 ``local``  (the default) forked processes on this machine, ``sweep.jobs`` at a time;
 ``ray``    Ray tasks on the cluster at ``sweep.ray.address`` (``auto``: the cluster this machine
            belongs to, ``ray://host:10001``: a remote one through Ray Client, none: a local
-           cluster started for the sweep), ``sweep.ray.num_cpus`` cores per trial.
+           cluster started for the sweep), ``sweep.ray.num_cpus`` cores per trial;
+``submitit`` SLURM jobs through submitit (``sweep.submitit``: ``cluster`` ``slurm``, ``local``
+           or null for SLURM where ``sbatch`` exists and local processes elsewhere; ``folder``
+           for its logs and pickles, which the cluster's nodes must see; ``timeout_min``,
+           ``cpus_per_task``, ``mem_gb``, ``partition``), one job per trial.
 
 Every launcher has the same semantics, because they share everything but the dispatch: the
 session checks every trial before anything runs, runs the stages every trial shares once, here,
@@ -26,8 +30,10 @@ from typing import Any
 
 from framework.errors import ConfigError, UsageError, did_you_mean
 
-LAUNCHERS = ("local", "ray")
+LAUNCHERS = ("local", "ray", "submitit")
 _RAY_KEYS = ("address", "num_cpus")
+_SUBMITIT_KEYS = ("cluster", "folder", "timeout_min", "cpus_per_task", "mem_gb", "partition")
+_SUBMITIT_CLUSTERS = ("slurm", "local")
 
 #: What never goes to the cluster with the project's code.
 RAY_EXCLUDES = [".git", ".dvc", ".venv*", "venv", ".framework", "data", "models", "metrics",
@@ -40,6 +46,13 @@ class Launcher:
     name: str = "local"
     address: str | None = None
     num_cpus: float = 1.0
+    #: submitit: the cluster (None: auto), its folder, and the job's resources
+    cluster: str | None = None
+    folder: str = ".framework/submitit"
+    timeout_min: int = 60
+    cpus_per_task: int = 1
+    mem_gb: float | None = None
+    partition: str | None = None
 
 
 def parse(sweep: Mapping[str, Any] | None, file: str = "conf/config.yaml") -> Launcher:
@@ -65,7 +78,48 @@ def parse(sweep: Mapping[str, Any] | None, file: str = "conf/config.yaml") -> La
     if isinstance(cpus, bool) or not isinstance(cpus, int | float) or cpus <= 0:
         raise ConfigError(f"expected a number of cores > 0, found {cpus!r}", file=file,
                           key="sweep.ray.num_cpus")
-    return Launcher(str(name), address or None, float(cpus))
+    sub = _submitit_block(sweep.get("submitit"), file)
+    return Launcher(str(name), address or None, float(cpus), **sub)
+
+
+def _submitit_block(raw: Any, file: str) -> dict[str, Any]:
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"expected a mapping like {{cluster: slurm, timeout_min: 60}}, found "
+                          f"{raw!r}", file=file, key="sweep.submitit")
+    for key in raw:
+        if key not in _SUBMITIT_KEYS:
+            raise ConfigError(f"unknown key {key!r}; known: {', '.join(_SUBMITIT_KEYS)}",
+                              file=file, key=f"sweep.submitit.{key}",
+                              hint=did_you_mean(str(key), _SUBMITIT_KEYS))
+    out: dict[str, Any] = {}
+    cluster = raw.get("cluster")
+    if cluster is not None and cluster not in _SUBMITIT_CLUSTERS:
+        raise ConfigError(f"expected slurm, local or null (auto), found {cluster!r}", file=file,
+                          key="sweep.submitit.cluster",
+                          hint=did_you_mean(str(cluster), _SUBMITIT_CLUSTERS))
+    out["cluster"] = cluster
+    for key, kind in (("timeout_min", int), ("cpus_per_task", int)):
+        value = raw.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"expected a whole number >= 1, found {value!r}", file=file,
+                                  key=f"sweep.submitit.{key}")
+            out[key] = kind(value)
+    mem = raw.get("mem_gb")
+    if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int | float)
+                            or mem <= 0):
+        raise ConfigError(f"expected gigabytes > 0, found {mem!r}", file=file,
+                          key="sweep.submitit.mem_gb")
+    out["mem_gb"] = None if mem is None else float(mem)
+    for key in ("folder", "partition"):
+        value = raw.get(key)
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"expected a string, found {value!r}", file=file,
+                                  key=f"sweep.submitit.{key}")
+            out[key] = value
+    return out
 
 
 def run(launcher: Launcher, tasks: Sequence[Any], jobs: int) -> Iterator[Any]:
@@ -74,6 +128,9 @@ def run(launcher: Launcher, tasks: Sequence[Any], jobs: int) -> Iterator[Any]:
 
     if launcher.name == "ray":
         yield from run_ray(launcher, tasks)
+        return
+    if launcher.name == "submitit":
+        yield from run_submitit(launcher, tasks)
         return
     process = warm.current()
     if process is not None:
@@ -84,8 +141,9 @@ def run(launcher: Launcher, tasks: Sequence[Any], jobs: int) -> Iterator[Any]:
 
 # -- Ray -----------------------------------------------------------------------------------------
 
-def _ray_trial(memo: dict[str, Any], task: Any, num_cpus: float) -> Any:
-    """One trial in a Ray worker: the shared stages' outputs installed, then the trial's own."""
+def _trial(memo: dict[str, Any], task: Any, num_cpus: float) -> Any:
+    """One trial in a worker of a cluster (a Ray task, a SLURM job): the shared stages' outputs
+    installed, then the trial's own stages, one BLAS thread per core it was given."""
     from threadpoolctl import threadpool_limits
 
     from framework.sweep import engine
@@ -134,16 +192,23 @@ def _reachable(address: str | None, timeout: float = 3.0) -> None:
                          "leave the address out to start a local one") from None
 
 
+def _shared_outputs(trials: Sequence[Any]) -> dict[str, Any]:
+    """Run the stages every trial shares, once, here; their outputs, for the workers."""
+    from framework.sweep import engine
+
+    engine._run_shared(trials)
+    wanted = {key for trial in trials for key in trial.keys.values()}
+    return {key: value for key, value in engine._MEMO.items() if key in wanted}
+
+
 def run_ray(launcher: Launcher, tasks: Sequence[Any]) -> Iterator[Any]:
     from framework.sweep import engine
 
     trials = [task.trial for task in tasks]
     ray = connect(launcher, trials[0].spec.root)  # before any work: a wrong address fails fast
-    engine._run_shared(trials)  # once, here: their outputs travel to every trial
-    wanted = {key for trial in trials for key in trial.keys.values()}
-    memo = {key: value for key, value in engine._MEMO.items() if key in wanted}
+    memo = _shared_outputs(trials)
     shared = ray.put(memo)
-    remote = ray.remote(_ray_trial).options(num_cpus=launcher.num_cpus, max_retries=0)
+    remote = ray.remote(_trial).options(num_cpus=launcher.num_cpus, max_retries=0)
     pending = {remote.remote(shared, task, launcher.num_cpus): task for task in tasks}
     try:
         while pending:
@@ -159,3 +224,51 @@ def run_ray(launcher: Launcher, tasks: Sequence[Any]) -> Iterator[Any]:
     finally:
         for ref in pending:  # interrupted: the cluster stops the trials still running
             ray.cancel(ref, force=True)
+
+
+# -- submitit (SLURM) ----------------------------------------------------------------------------
+
+def run_submitit(launcher: Launcher, tasks: Sequence[Any]) -> Iterator[Any]:
+    import time
+
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError("sweep.launcher=submitit needs submitit: pip install "
+                         "'framework[slurm]'") from None
+    from framework.sweep import engine
+
+    trials = [task.trial for task in tasks]
+    root = trials[0].spec.root
+    folder = Path(launcher.folder)
+    folder = folder if folder.is_absolute() else root / folder
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=launcher.cluster)
+    params: dict[str, Any] = {"timeout_min": launcher.timeout_min,
+                              "cpus_per_task": launcher.cpus_per_task,
+                              "name": f"framework-{tasks[0].sweep_id}"}
+    if launcher.mem_gb is not None:
+        params["mem_gb"] = launcher.mem_gb
+    if launcher.partition is not None:
+        params["slurm_partition"] = launcher.partition
+    executor.update_parameters(**params)
+    memo = _shared_outputs(trials)
+    pending = {executor.submit(_trial, memo, task, launcher.cpus_per_task): task
+               for task in tasks}
+    try:
+        while pending:
+            finished = [job for job in pending if job.done()]
+            if not finished:
+                time.sleep(0.05)
+                continue
+            for job in finished:
+                task = pending.pop(job)
+                try:
+                    outcome = job.result()
+                except Exception as exc:  # the job died, timed out, or was cancelled
+                    outcome = engine.TrialOutcome(
+                        task=task, seconds=0.0,
+                        error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
+                yield engine.save_trial(outcome)
+    finally:
+        for job in pending:  # interrupted: the cluster stops the jobs still queued or running
+            job.cancel(check=False)
