@@ -308,15 +308,17 @@ def metrics_lines(values: dict[str, Any]) -> list[str]:
     def shown(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    plain = {k: v for k, v in values.items() if "@" not in k}
+    from framework.registry.gates import split_group_key
+
+    plain: dict[str, Any] = {}
     grouped: dict[str, dict[str, dict[str, Any]]] = {}  # column -> metric -> group -> value
     for key, value in values.items():
-        metric, at, rest = key.partition("@")
-        column, eq, group = rest.partition("=")
-        if at and eq:
-            grouped.setdefault(column, {}).setdefault(metric, {})[group] = value
+        parts = split_group_key(key)
+        if parts is None:
+            plain[key] = value
         else:
-            plain.setdefault(key, value)
+            metric, column, group = parts
+            grouped.setdefault(column, {}).setdefault(metric, {})[group] = value
     width = max(map(len, plain), default=0)
     lines = [f"    {name:<{width}}  {shown(value):>10}" for name, value in plain.items()]
     for column, metrics in grouped.items():

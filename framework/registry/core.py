@@ -10,6 +10,7 @@ between, the registration is judged again against the new champion.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import math
 import os
@@ -110,19 +111,30 @@ def parse_uri(uri: str) -> ModelRef:
     return ModelRef(name, version=int(version))
 
 
-def _registry_params(project_dir: Path) -> dict[str, Any]:
-    """The ``registry:`` block of ``params.yaml`` in ``project_dir`` ({} when there is none)."""
+def _registry_params(project_dir: Path) -> Mapping[str, Any]:
+    """The ``registry:`` block of ``params.yaml`` in ``project_dir`` ({} when there is none).
+    Parsed once per version of the file: opening a registry asks for its folder, database and
+    artifact store, and a server opens it on every request."""
     params = project_dir / "params.yaml"
-    if not params.exists():
+    try:
+        st = params.stat()
+    except OSError:
         return {}
+    return _parsed_registry_block(str(params.absolute()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_registry_block(path: str, mtime_ns: int, size: int) -> Mapping[str, Any]:
+    from types import MappingProxyType
+
     from framework.registry.lineage import read_yaml
 
     try:
-        data = read_yaml(params)
+        data = read_yaml(path)
     except Exception:  # an unreadable params.yaml is the compiler's to report
         return {}
     block = data.get("registry") if isinstance(data, dict) else None
-    return block if isinstance(block, dict) else {}
+    return MappingProxyType(block) if isinstance(block, dict) else {}
 
 
 def _sqlite_path(url: str) -> str | None:

@@ -69,6 +69,13 @@ def group_key(metric: str, by: str, group: Any) -> str:
     return f"{metric}@{by}={group}"
 
 
+def split_group_key(key: str) -> tuple[str, str, str] | None:
+    """``(metric, column, group)`` of a :func:`group_key` key, None for an overall metric."""
+    metric, at, rest = key.partition("@")
+    column, eq, group = rest.partition("=")
+    return (metric, column, group) if at and eq else None
+
+
 def group_values(metrics: Mapping[str, Any], metric: str, by: str) -> dict[str, Any]:
     """``{group: value}`` of ``metric`` per group of ``by``, from flat :func:`group_key` keys."""
     prefix = f"{metric}@{by}="

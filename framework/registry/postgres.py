@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from framework.errors import RegistryError, UsageError
-from framework.registry.sql import SCHEMA_VERSION, SQLStore
+from framework.registry.sql import SCHEMA_VERSION, SQLStore, schema_ddl
 
 T = TypeVar("T")
 
@@ -44,78 +44,17 @@ _RETRIES = 20
 #: The advisory lock key under which the schema is created (any constant; "frmw" in ASCII).
 _SCHEMA_LOCK = 0x66726D77
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS schema_version (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS versions (
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL CHECK (version >= 1),
-        sha256 TEXT NOT NULL,
-        artifact TEXT NOT NULL,
-        size BIGINT NOT NULL,
-        created_at TEXT NOT NULL,
-        status TEXT NOT NULL,
-        primary_metric TEXT,
-        direction TEXT,
-        target TEXT,
-        sweep_id TEXT,
-        metrics TEXT NOT NULL,
-        params TEXT NOT NULL,
-        input_schema TEXT,
-        gates TEXT NOT NULL,
-        reasons TEXT NOT NULL,
-        lineage TEXT NOT NULL,
-        archived_at TEXT,
-        removed_at TEXT,
-        extras TEXT,
-        PRIMARY KEY (name, version))""",
-    """CREATE TABLE IF NOT EXISTS aliases (
-        name TEXT NOT NULL,
-        alias TEXT NOT NULL,
-        version INTEGER,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (name, alias),
-        FOREIGN KEY (name, version) REFERENCES versions (name, version))""",
-    """CREATE TABLE IF NOT EXISTS alias_history (
-        id BIGSERIAL PRIMARY KEY,
-        name TEXT NOT NULL,
-        alias TEXT NOT NULL,
-        from_version INTEGER,
-        to_version INTEGER,
-        actor TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        time TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS alias_history_by_name ON alias_history (name, id)",
-    "CREATE INDEX IF NOT EXISTS versions_by_sweep ON versions (sweep_id)",
-    "CREATE INDEX IF NOT EXISTS versions_by_sha ON versions (name, sha256)",
+_TRIGGERS = (
     """CREATE OR REPLACE FUNCTION alias_history_append_only() RETURNS trigger
         LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'alias_history is append-only'; END $$""",
     """CREATE OR REPLACE TRIGGER alias_history_no_change BEFORE UPDATE OR DELETE
         ON alias_history FOR EACH ROW EXECUTE FUNCTION alias_history_append_only()""",
-    """CREATE TABLE IF NOT EXISTS labels (
-        request_id TEXT NOT NULL,
-        row INTEGER NOT NULL,
-        value TEXT NOT NULL,
-        labelled_at TEXT NOT NULL,
-        PRIMARY KEY (request_id, row))""",
-    """CREATE TABLE IF NOT EXISTS monitor_runs (
-        id BIGSERIAL PRIMARY KEY,
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        rows INTEGER NOT NULL,
-        alarm INTEGER NOT NULL,
-        "window" TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        retrained_version INTEGER)""",
-    "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)",
 )
 
 #: Statements that take the schema from the version before to each version (none yet: the
-#: PostgreSQL backend starts at version 3, the SQLite backend's version with the same tables).
+#: PostgreSQL backend starts at version 3, with the tables of :func:`~framework.registry.sql.
+#: schema_ddl`).
 MIGRATIONS: dict[int, tuple[str, ...]] = {}
-_FIRST_VERSION = 3
 
 
 def is_url(text: str) -> bool:
@@ -222,9 +161,9 @@ class PostgresStore(SQLStore):
 
                     raise NotRegistered(f"no registry in the database {self.where} (nothing "
                                         "registered yet)")
-                for stmt in _DDL:
+                for stmt in (*schema_ddl("BIGSERIAL PRIMARY KEY"), *_TRIGGERS):
                     conn.execute(stmt)
-                current = _FIRST_VERSION
+                current = SCHEMA_VERSION
             for target in range(current + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[target]:
                     conn.execute(stmt)

@@ -34,6 +34,75 @@ T = TypeVar("T")
 #: The schema both backends create, and the version they record in ``schema_version``.
 SCHEMA_VERSION = 3
 
+def schema_ddl(serial: str) -> tuple[str, ...]:
+    """The tables and indexes of schema :data:`SCHEMA_VERSION`, as a fresh registry gets them;
+    ``serial`` is the backend's self-numbering id column (``INTEGER PRIMARY KEY AUTOINCREMENT``,
+    ``BIGSERIAL PRIMARY KEY``). Triggers are the backend's own."""
+    return (
+        """CREATE TABLE IF NOT EXISTS schema_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            sha256 TEXT NOT NULL,
+            artifact TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            primary_metric TEXT,
+            direction TEXT,
+            target TEXT,
+            sweep_id TEXT,
+            metrics TEXT NOT NULL,
+            params TEXT NOT NULL,
+            input_schema TEXT,
+            gates TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            lineage TEXT NOT NULL,
+            archived_at TEXT,
+            removed_at TEXT,
+            extras TEXT,
+            PRIMARY KEY (name, version))""",
+        """CREATE TABLE IF NOT EXISTS aliases (
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            version INTEGER,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (name, alias),
+            FOREIGN KEY (name, version) REFERENCES versions (name, version))""",
+        f"""CREATE TABLE IF NOT EXISTS alias_history (
+            id {serial},
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            time TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS labels (
+            request_id TEXT NOT NULL,
+            row INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            labelled_at TEXT NOT NULL,
+            PRIMARY KEY (request_id, row))""",
+        f"""CREATE TABLE IF NOT EXISTS monitor_runs (
+            id {serial},
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            alarm INTEGER NOT NULL,
+            "window" TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            retrained_version INTEGER)""",
+        "CREATE INDEX IF NOT EXISTS alias_history_by_name ON alias_history (name, id)",
+        "CREATE INDEX IF NOT EXISTS versions_by_sweep ON versions (sweep_id)",
+        "CREATE INDEX IF NOT EXISTS versions_by_sha ON versions (name, sha256)",
+        "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)",
+    )
+
+
 VERSION_COLUMNS = ("name, version, sha256, artifact, size, created_at, status, primary_metric, "
                    "direction, target, sweep_id, metrics, params, input_schema, gates, reasons, "
                    "lineage, archived_at, removed_at, extras")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from framework.errors import NotRegistered, RegistryError
-from framework.registry.sql import SCHEMA_VERSION, SQLStore
+from framework.registry.sql import SCHEMA_VERSION, SQLStore, schema_ddl
 
 log = logging.getLogger(__name__)
 
@@ -44,54 +44,15 @@ BUSY_TIMEOUT_MS = 60_000
 _RETRIES = 50
 T = TypeVar("T")
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS schema_version (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS versions (
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL CHECK (version >= 1),
-        sha256 TEXT NOT NULL,
-        artifact TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        status TEXT NOT NULL,
-        primary_metric TEXT,
-        direction TEXT,
-        target TEXT,
-        sweep_id TEXT,
-        metrics TEXT NOT NULL,
-        params TEXT NOT NULL,
-        input_schema TEXT,
-        gates TEXT NOT NULL,
-        reasons TEXT NOT NULL,
-        lineage TEXT NOT NULL,
-        PRIMARY KEY (name, version))""",
-    """CREATE TABLE IF NOT EXISTS aliases (
-        name TEXT NOT NULL,
-        alias TEXT NOT NULL,
-        version INTEGER,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (name, alias),
-        FOREIGN KEY (name, version) REFERENCES versions (name, version))""",
-    """CREATE TABLE IF NOT EXISTS alias_history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        alias TEXT NOT NULL,
-        from_version INTEGER,
-        to_version INTEGER,
-        actor TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        time TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS alias_history_by_name ON alias_history (name, id)",
-    "CREATE INDEX IF NOT EXISTS versions_by_sweep ON versions (sweep_id)",
+_TRIGGERS = (
     """CREATE TRIGGER IF NOT EXISTS alias_history_no_update BEFORE UPDATE ON alias_history
         BEGIN SELECT RAISE(ABORT, 'alias_history is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS alias_history_no_delete BEFORE DELETE ON alias_history
         BEGIN SELECT RAISE(ABORT, 'alias_history is append-only'); END""",
 )
 
-#: Statements that take the schema from the version before to each version, run in order.
+#: Statements that take an older registry file from the version before to each version, run in
+#: order (a new file gets the current schema at once, :func:`framework.registry.sql.schema_ddl`).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE versions ADD COLUMN archived_at TEXT",
         "ALTER TABLE versions ADD COLUMN removed_at TEXT",
@@ -192,9 +153,9 @@ class SQLiteStore(SQLStore):
             if current > SCHEMA_VERSION:
                 raise self.newer_schema(current, str(self.root))
             if current == 0:
-                for stmt in _DDL:
+                for stmt in (*schema_ddl("INTEGER PRIMARY KEY AUTOINCREMENT"), *_TRIGGERS):
                     conn.execute(stmt)
-                current = 1
+                current = SCHEMA_VERSION
             for target in range(current + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[target]:
                     conn.execute(stmt)
