@@ -1,4 +1,5 @@
-"""``python -m framework registry ...``: list, show, compare, history, promote, archive, gc.
+"""``python -m framework registry ...``: list, show, search, compare, history, promote, archive,
+gc, migrate.
 
 Every command takes ``--json`` (machine-readable output on stdout) and ``--registry PATH``
 (default: ``$FRAMEWORK_REGISTRY``, else ``registry.path`` in ``params.yaml``, else
@@ -42,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", parents=[common], help="one version with all its lineage")
     s.add_argument("ref", metavar="NAME[@ALIAS|/VERSION]",
                    help="a model (its latest version), NAME@ALIAS or NAME/VERSION")
+    se = sub.add_parser("search", parents=[common],
+                        help="versions whose metrics meet thresholds, best first")
+    se.add_argument("name", metavar="NAME", nargs="?", default=None,
+                    help="a model (default: every model)")
+    se.add_argument("--where", action="append", default=[], metavar="'METRIC OP NUMBER'",
+                    help="e.g. 'roc_auc > 0.95' (OP: > >= < <= = !=); repeat to require more")
+    se.add_argument("--order-by", default=None, metavar="METRIC",
+                    help="sort by this metric, highest first (default: the first --where's)")
+    se.add_argument("--ascending", action="store_true", help="lowest first")
+    se.add_argument("--status", default=None,
+                    choices=("promoted", "challenger", "rejected", "candidate"),
+                    help="only versions whose registration was decided so")
+    se.add_argument("--limit", type=_version, default=None, metavar="N", help="at most N")
+    se.add_argument("--all", action="store_true", help="also the archived versions")
     c = sub.add_parser("compare", parents=[common], help="two versions side by side")
     c.add_argument("name", metavar="NAME")
     c.add_argument("a", metavar="V1", help="a version number, 'latest' or an alias")
@@ -272,6 +287,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from framework.registry.store import Condition
+
+    where = [Condition.parse(text) for text in args.where]
+    order_by = args.order_by or (where[0].key if where else None)
+    with open_registry(args.registry, create=False) as reg:
+        found = reg.search(args.name, where, status=args.status, archived=args.all,
+                           order_by=order_by, descending=not args.ascending, limit=args.limit)
+    if args.json:
+        _print_json({"where": [str(c) for c in where], "order_by": order_by,
+                     "versions": [{"name": mv.name, "version": mv.version, "uri": mv.uri,
+                                   "aliases": list(mv.aliases), "state": mv.state,
+                                   "metrics": mv.metrics, "created_at": mv.created_at,
+                                   "sha256": mv.sha256} for mv in found]})
+        return 0
+    what = " and ".join(str(c) for c in where) or "every version"
+    if not found:
+        print(f"no version meets {what}")
+        return 0
+    metrics = list(dict.fromkeys([*(c.key for c in where), *([order_by] if order_by else []),
+                                  *_key_metrics(found)]))[:6]
+    rows = [[mv.name, mv.version, ",".join(mv.aliases), mv.state,
+             *(_fmt(mv.metrics.get(m)) for m in metrics), _time(mv.created_at)] for mv in found]
+    _console().print(_table(f"{len(found)} version(s): {what}",
+                            ["model", "version", "aliases", "status", *metrics, "created (UTC)"],
+                            rows, right=["version", *metrics]))
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     with open_registry(args.registry, create=False) as reg:
         moves = reg.history(args.name)
@@ -368,7 +412,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "compare": cmd_compare,
+COMMANDS = {"list": cmd_list, "show": cmd_show, "search": cmd_search, "compare": cmd_compare,
             "history": cmd_history, "promote": cmd_promote, "archive": cmd_archive,
             "gc": cmd_gc, "migrate": cmd_migrate}
 

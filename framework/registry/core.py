@@ -26,8 +26,8 @@ from typing import Any
 from framework.errors import NotRegistered, RegistryError, UsageError, did_you_mean
 from framework.registry import artifacts
 from framework.registry.gates import Gate, Verdict, evaluate, is_better
-from framework.registry.store import (CHAMPION, AliasConflict, AliasMove, ModelVersion, Store,
-                                      crash_point, utc_now)
+from framework.registry.store import (CHAMPION, AliasConflict, AliasMove, Condition, ModelVersion,
+                                      Store, crash_point, utc_now)
 
 DEFAULT_PATH = ".framework/registry"
 ENV_REGISTRY = "FRAMEWORK_REGISTRY"
@@ -386,6 +386,31 @@ class Registry:
         assert ref.version is not None
         return self.get(ref.name, ref.version)
 
+    def search(self, name: str | None = None, where: Iterable[str | Condition] = (), *,
+               status: str | None = None, archived: bool = False, order_by: str | None = None,
+               descending: bool = True, limit: int | None = None) -> list[ModelVersion]:
+        """The versions that meet every condition of ``where`` (``"roc_auc > 0.95"``, or a
+        :class:`Condition`), of model ``name`` or of every model: see :meth:`Store.search`. A
+        metric no version has is an error naming the metrics there are."""
+        conditions = [c if isinstance(c, Condition) else Condition.parse(c) for c in where]
+        if name is not None:
+            self._require_model(name)
+        if limit is not None and limit < 1:
+            raise UsageError(f"search: limit must be at least 1, not {limit}")
+        wanted = [c.key for c in conditions] + ([order_by] if order_by else [])
+        if wanted:
+            known = self.store.metric_keys(name)
+            for key in wanted:
+                if key not in known:
+                    hint = did_you_mean(key, known)
+                    raise UsageError(
+                        f"search: no version{f' of {name}' if name else ''} has a metric {key!r}"
+                        + (f"; {hint}" if hint else "")
+                        + f" (metrics: {', '.join(known) if known else 'none'})")
+        found = self.store.search(name, conditions, status=status, archived=archived,
+                                  order_by=order_by, descending=descending, limit=limit)
+        return [self._absolute(mv) for mv in found]
+
     def artifact(self, mv: ModelVersion) -> Path:
         """The version's artifact file, after checking its sha256."""
         if mv.removed_at:
@@ -709,6 +734,14 @@ def resolve(uri: str, *, registry: str | os.PathLike[str] | None = None) -> Mode
     """The :class:`ModelVersion` a URI names, e.g. ``resolve("models:/breast_cancer@champion")``."""
     with open_registry(registry, create=False) as reg:
         return reg.resolve(uri)
+
+
+def search(name: str | None = None, where: Iterable[str | Condition] = (), *,
+           registry: str | os.PathLike[str] | None = None, **options: Any) -> list[ModelVersion]:
+    """The versions that meet every condition, e.g. ``search("breast_cancer", ["roc_auc > 0.99",
+    "log_loss < 0.1"], order_by="roc_auc", limit=10)`` (see :meth:`Registry.search`)."""
+    with open_registry(registry, create=False) as reg:
+        return reg.search(name, where, **options)
 
 
 def load(uri: str | ModelVersion, *, registry: str | os.PathLike[str] | None = None,

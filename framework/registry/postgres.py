@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from framework.errors import RegistryError, UsageError
-from framework.registry.sql import SCHEMA_VERSION, SQLStore, schema_ddl
+from framework.registry.sql import (SCHEMA_VERSION, TO_VERSION_4, SQLStore, run_migration,
+                                    schema_ddl)
 
 T = TypeVar("T")
 
@@ -51,10 +52,9 @@ _TRIGGERS = (
         ON alias_history FOR EACH ROW EXECUTE FUNCTION alias_history_append_only()""",
 )
 
-#: Statements that take the schema from the version before to each version (none yet: the
-#: PostgreSQL backend starts at version 3, with the tables of :func:`~framework.registry.sql.
-#: schema_ddl`).
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+#: Steps that take the schema from the version before to each version (the PostgreSQL backend
+#: started at version 3, with the tables of :func:`~framework.registry.sql.schema_ddl`).
+MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {4: TO_VERSION_4}
 
 
 def is_url(text: str) -> bool:
@@ -165,8 +165,7 @@ class PostgresStore(SQLStore):
                     conn.execute(stmt)
                 current = SCHEMA_VERSION
             for target in range(current + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[target]:
-                    conn.execute(stmt)
+                run_migration(conn, MIGRATIONS[target])
             conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?) "
                          "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                          (SCHEMA_VERSION,))

@@ -15,24 +15,38 @@ connection and its transactions:
 
 ``conn.execute(sql, args)`` returns a cursor with ``fetchone``, ``fetchall``, ``rowcount`` and
 iteration; ``conn.executemany(sql, rows)`` runs one statement per row. Both tables and columns
-are the same in both backends: JSON is stored as text, times as ISO 8601 text.
+are the same in both backends: JSON is stored as text, times as ISO 8601 text. Each version's
+finite numeric metrics are also rows of ``version_metrics`` (indexed by key and value), so that
+:meth:`SQLStore.search` finds versions by a metric threshold without reading every version.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from framework.errors import NotRegistered, RegistryError, UsageError
-from framework.registry.store import (AliasConflict, AliasMove, Label, LabelWrite, ModelVersion,
-                                      MonitorRun, Store, crash_point, utc_now)
+from framework.registry.store import (AliasConflict, AliasMove, Condition, Label, LabelWrite,
+                                      ModelVersion, MonitorRun, Store, crash_point, utc_now)
 
 T = TypeVar("T")
 
 #: The schema both backends create, and the version they record in ``schema_version``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+_VERSION_METRICS = """CREATE TABLE IF NOT EXISTS version_metrics (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, version, key),
+            FOREIGN KEY (name, version) REFERENCES versions (name, version))"""
+_METRICS_INDEX = ("CREATE INDEX IF NOT EXISTS version_metrics_by_value "
+                  "ON version_metrics (key, value)")
+
 
 def schema_ddl(serial: str) -> tuple[str, ...]:
     """The tables and indexes of schema :data:`SCHEMA_VERSION`, as a fresh registry gets them;
@@ -100,7 +114,39 @@ def schema_ddl(serial: str) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS versions_by_sweep ON versions (sweep_id)",
         "CREATE INDEX IF NOT EXISTS versions_by_sha ON versions (name, sha256)",
         "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)",
+        _VERSION_METRICS,
+        _METRICS_INDEX,
     )
+
+
+def metric_rows(name: str, version: int, metrics: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The ``version_metrics`` rows of a version: its finite numbers (no NaN, no booleans)."""
+    return [(name, version, key, float(value)) for key, value in sorted(metrics.items())
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value)]
+
+
+def _fill_version_metrics(conn: Any) -> None:
+    rows = [r for name, version, metrics in
+            conn.execute("SELECT name, version, metrics FROM versions").fetchall()
+            for r in metric_rows(name, version, json.loads(metrics))]
+    if rows:
+        conn.executemany("INSERT INTO version_metrics (name, version, key, value) "
+                         "VALUES (?, ?, ?, ?)", rows)
+
+
+#: Schema 3 to 4, on either backend: the metrics table, filled from the versions' metrics.
+TO_VERSION_4: tuple[str | Callable[[Any], None], ...] = (
+    _VERSION_METRICS, _METRICS_INDEX, _fill_version_metrics)
+
+
+def run_migration(conn: Any, steps: Sequence[str | Callable[[Any], None]]) -> None:
+    """Run the statements (and functions of the connection) of one schema migration."""
+    for step in steps:
+        if callable(step):
+            step(conn)
+        else:
+            conn.execute(step)
 
 
 VERSION_COLUMNS = ("name, version, sha256, artifact, size, created_at, status, primary_metric, "
@@ -111,9 +157,11 @@ _RUN_COLUMNS = ('name, version, created_at, rows, alarm, "window", summary, id, 
 
 
 #: Every table of a registry and its columns, in the order a copy inserts them (``registry
-#: migrate``): a version before the aliases that point at it.
+#: migrate``): a version before the aliases and metrics that point at it. ``dump`` orders each
+#: table by its first three columns (a primary key, or an id and more).
 TABLES: dict[str, str] = {
     "versions": VERSION_COLUMNS,
+    "version_metrics": "name, version, key, value",
     "aliases": "name, alias, version, updated_at",
     "alias_history": "id, name, alias, from_version, to_version, actor, reason, time",
     "labels": "request_id, row, value, labelled_at",
@@ -195,6 +243,8 @@ class SQLStore(Store):
                  dumps(v.params), None if v.input_schema is None else dumps(v.input_schema),
                  dumps(v.gates), dumps(v.reasons), dumps(v.lineage), None, None,
                  dumps(v.extras) if v.extras else None))
+            conn.executemany("INSERT INTO version_metrics (name, version, key, value) "
+                             "VALUES (?, ?, ?, ?)", metric_rows(v.name, number, v.metrics))
             crash_point("in-transaction")
             done = None
             if move:
@@ -327,7 +377,7 @@ class SQLStore(Store):
         def q(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
             out = {}
             for table, columns in TABLES.items():
-                key = ", ".join(c.strip() for c in columns.split(",")[:2])
+                key = ", ".join(c.strip() for c in columns.split(",")[:3])
                 out[table] = [tuple(r) for r in conn.execute(
                     f"SELECT {columns} FROM {table} ORDER BY {key}").fetchall()]
             return out
@@ -391,6 +441,53 @@ class SQLStore(Store):
                 "ORDER BY alias", (name,)):
             out.setdefault(version, []).append(alias)
         return {k: tuple(v) for k, v in out.items()}
+
+    def search(self, name: str | None, where: Sequence[Condition], *, status: str | None = None,
+               archived: bool = False, order_by: str | None = None, descending: bool = True,
+               limit: int | None = None) -> list[ModelVersion]:
+        joins, args, filters = [], [], []
+        for i, cond in enumerate(where):
+            joins.append(f"JOIN version_metrics m{i} ON m{i}.name = v.name AND "
+                         f"m{i}.version = v.version AND m{i}.key = ? AND m{i}.value {cond.op} ?")
+            args += [cond.key, cond.value]
+        order = "v.name, v.version"
+        if order_by is not None:
+            joins.append("LEFT JOIN version_metrics o ON o.name = v.name AND "
+                         "o.version = v.version AND o.key = ?")
+            args.append(order_by)
+            order = f"o.value {'DESC' if descending else 'ASC'} NULLS LAST, {order}"
+        if name is not None:
+            filters.append("v.name = ?")
+            args.append(name)
+        if status is not None:
+            filters.append("v.status = ?")
+            args.append(status)
+        if not archived:
+            filters.append("v.archived_at IS NULL")
+        columns = ", ".join(f"v.{c.strip()}" for c in VERSION_COLUMNS.split(","))
+        sql = (f"SELECT {columns} FROM versions v {' '.join(joins)}"
+               + (f" WHERE {' AND '.join(filters)}" if filters else "") + f" ORDER BY {order}")
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+
+        def q(conn: Any) -> list[ModelVersion]:
+            rows = conn.execute(sql, args).fetchall()
+            held: dict[tuple[str, int], list[str]] = {}
+            for n, alias, version in conn.execute(
+                    "SELECT name, alias, version FROM aliases WHERE version IS NOT NULL "
+                    "ORDER BY alias"):
+                held.setdefault((n, version), []).append(alias)
+            return [self._row_to_version(r, tuple(held.get((r[0], r[1]), ()))) for r in rows]
+        return self._read(q)
+
+    def metric_keys(self, name: str | None) -> list[str]:
+        if name is None:
+            sql, args = "SELECT DISTINCT key FROM version_metrics ORDER BY key", ()
+        else:
+            sql = "SELECT DISTINCT key FROM version_metrics WHERE name = ? ORDER BY key"
+            args = (name,)
+        return self._read(lambda conn: [r[0] for r in conn.execute(sql, args)])
 
     def get_version(self, name: str, version: int) -> ModelVersion | None:
         def q(conn: Any) -> ModelVersion | None:

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from framework.errors import NotRegistered, RegistryError
-from framework.registry.sql import SCHEMA_VERSION, SQLStore, schema_ddl
+from framework.registry.sql import (SCHEMA_VERSION, TO_VERSION_4, SQLStore, run_migration,
+                                    schema_ddl)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ _TRIGGERS = (
 
 #: Statements that take an older registry file from the version before to each version, run in
 #: order (a new file gets the current schema at once, :func:`framework.registry.sql.schema_ddl`).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     2: ("ALTER TABLE versions ADD COLUMN archived_at TEXT",
         "ALTER TABLE versions ADD COLUMN removed_at TEXT",
         "CREATE INDEX IF NOT EXISTS versions_by_sha ON versions (name, sha256)"),
@@ -75,6 +76,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             summary TEXT NOT NULL,
             retrained_version INTEGER)""",
         "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)"),
+    4: TO_VERSION_4,
 }
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -157,8 +159,7 @@ class SQLiteStore(SQLStore):
                     conn.execute(stmt)
                 current = SCHEMA_VERSION
             for target in range(current + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[target]:
-                    conn.execute(stmt)
+                run_migration(conn, MIGRATIONS[target])
             conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?) "
                          "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                          (SCHEMA_VERSION,))

@@ -1,21 +1,25 @@
 """What a registry stores, and the small interface a storage backend implements.
 
-The embedded backend is :class:`framework.registry.sqlite.SQLiteStore`; a server database can follow
-by implementing :class:`Store`. A store holds rows only: artifacts live in the content-addressed
-:class:`framework.registry.artifacts.ArtifactStore`, written (atomically) before the row that names
-them, so a version never exists without its artifact.
+The backends are :class:`framework.registry.sqlite.SQLiteStore` (a file) and
+:class:`framework.registry.postgres.PostgresStore` (a server a team shares). A store holds rows
+only: artifacts live in the content-addressed :class:`framework.registry.artifacts.ArtifactStore`,
+written (atomically) before the row that names them, so a version never exists without its
+artifact.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import signal
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
-from framework.errors import RegistryError
+from framework.errors import RegistryError, UsageError
 
 CHAMPION = "champion"
 
@@ -165,6 +169,48 @@ class MonitorRun:
         return asdict(self)
 
 
+#: The comparisons a search condition can make.
+OPERATORS = (">=", "<=", "!=", ">", "<", "=")
+_CONDITION = re.compile(r"^\s*(?:metrics\.)?(?P<key>.*[^<>=!\s])\s*(?P<op>>=|<=|!=|==|>|<|=)"
+                        r"\s*(?P<value>\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``metric op value``: a search keeps the versions whose metric ``key`` satisfies it (a
+    version without the metric, or with a value that is not a finite number, never does)."""
+
+    key: str
+    op: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            raise UsageError(f"search: unknown comparison {self.op!r} (one of "
+                             f"{' '.join(OPERATORS)})")
+        if not self.key or not math.isfinite(self.value):
+            raise UsageError(f"search: {self} needs a metric name and a finite number")
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.op} {self.value:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        """``"roc_auc > 0.95"``, ``"metrics.log_loss<=0.2"`` (MLflow's spelling),
+        ``"recall@clinic=A >= 0.9"`` (a per-group metric)."""
+        m = _CONDITION.match(text)
+        value: float | None = None
+        if m:
+            try:
+                value = float(m["value"])
+            except ValueError:
+                value = None
+        if m is None or value is None or not math.isfinite(value):
+            raise UsageError(f"search condition {text!r}: expected METRIC OP NUMBER, e.g. "
+                             "'roc_auc > 0.95' (OP: > >= < <= = !=)")
+        return cls(m["key"], "=" if m["op"] == "==" else m["op"], value)
+
+
 class AliasConflict(RegistryError):
     """A compare-and-set on an alias found another version than the one expected."""
 
@@ -218,6 +264,19 @@ class Store(ABC):
     @abstractmethod
     def mark_removed(self, name: str, version: int, when: str) -> None:
         """Record that ``registry gc`` removed the artifact of an archived version."""
+
+    @abstractmethod
+    def search(self, name: str | None, where: Sequence[Condition], *, status: str | None = None,
+               archived: bool = False, order_by: str | None = None, descending: bool = True,
+               limit: int | None = None) -> list[ModelVersion]:
+        """The versions (of model ``name``, or of every model) that satisfy every condition of
+        ``where`` and have ``status`` when given, archived ones only with ``archived``; ordered
+        by the metric ``order_by`` (versions without it last), else by name and version; at most
+        ``limit``."""
+
+    @abstractmethod
+    def metric_keys(self, name: str | None) -> list[str]:
+        """The metric names that versions (of ``name``, or of any model) have numbers for."""
 
     @abstractmethod
     def get_version(self, name: str, version: int) -> ModelVersion | None: ...

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from framework import registry
-from framework.errors import RegistryError, SchemaError, UsageError
+from framework.errors import NotRegistered, RegistryError, SchemaError, UsageError
 from framework.registry import open_registry, parse_gates
 from framework.registry.core import Registry, decide
 from framework.registry.store import AliasConflict
@@ -409,3 +409,70 @@ except skops.io.exceptions.UntrustedTypesFoundException as exc:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("refused") and "LogisticRegression" in out.stdout
+
+
+def test_search_by_metric_thresholds(reg: Registry, model_file: Path) -> None:
+    """Versions are found by their metrics, on both backends alike: thresholds combine, a NaN
+    or missing metric never matches, per-group metrics are searchable, archived versions only on
+    request, the order is the metric's (versions without it last), and other models stay out."""
+    aucs = [0.96, 0.99, 0.97, 0.995]
+    for i, auc in enumerate(aucs):
+        register(reg, model_file, metrics={**metrics(roc_auc=auc, log_loss=0.05 * (i + 1)),
+                                           "recall@clinic=A": 0.8 + 0.05 * i},
+                 params={"C": i})
+    register(reg, model_file, metrics={**metrics(), "roc_auc": float("nan")}, params={"C": 9})
+    reg.register("other", model_file, metrics=metrics(roc_auc=0.999))
+
+    def found(*where: str, name: str | None = "breast_cancer", **kw: Any) -> list[int]:
+        return [mv.version for mv in reg.search(name, where, **kw)]
+
+    assert found("roc_auc > 0.965") == [2, 3, 4]
+    assert found("roc_auc > 0.965", order_by="roc_auc") == [4, 2, 3]
+    assert found("roc_auc >= 0.97", "metrics.log_loss < 0.2") == [2, 3]
+    assert found("roc_auc = 0.99") == found("roc_auc == 0.99") == [2]
+    assert found("roc_auc != 0.99") == [1, 3, 4]  # the NaN version is not "!= 0.99" either
+    assert found("recall@clinic=A >= 0.9") == [3, 4]
+    assert found(order_by="roc_auc", descending=False) == [1, 3, 2, 4, 5]
+    assert found("roc_auc > 0.9", order_by="roc_auc", limit=2) == [4, 2]
+    assert [(mv.name, mv.version) for mv in reg.search(None, ["roc_auc > 0.99"])] == [
+        ("breast_cancer", 4), ("other", 1)]
+    best = reg.search("breast_cancer", ["roc_auc > 0.99"])[0]
+    assert best.metrics["roc_auc"] == 0.995 and Path(best.artifact_path).is_absolute()
+    assert reg.search("other", ["roc_auc > 0.99"])[0].aliases == ("champion",)
+
+    reg.archive("breast_cancer", [2])
+    assert found("roc_auc > 0.98") == [4]
+    assert found("roc_auc > 0.98", archived=True) == [2, 4]
+    assert found("roc_auc > 0.98", status="rejected") == []
+    assert found(status="rejected") == [5]  # its roc_auc gate cannot pass on NaN
+
+    with pytest.raises(UsageError, match=r"no version of breast_cancer has a metric 'roc_uac'; "
+                                         r"did you mean 'roc_auc'"):
+        reg.search("breast_cancer", ["roc_uac > 0.9"])
+    with pytest.raises(UsageError, match=r"expected METRIC OP NUMBER"):
+        reg.search("breast_cancer", ["roc_auc >> 0.9"])
+    with pytest.raises(NotRegistered, match=r"no model 'breast_cancr'"):
+        reg.search("breast_cancr", ["roc_auc > 0.9"])
+
+
+def test_search_on_the_command_line(reg: Registry, model_file: Path) -> None:
+    for i, auc in enumerate((0.96, 0.99, 0.97)):
+        register(reg, model_file, metrics=metrics(roc_auc=auc), params={"C": i})
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "framework", "registry", "search",
+                               "--registry", str(reg.root), *args], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+
+    out = cli("breast_cancer", "--where", "roc_auc > 0.965", "--json")
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["order_by"] == "roc_auc"  # the first condition's metric, best first
+    assert [v["uri"] for v in found["versions"]] == ["models:/breast_cancer/2",
+                                                     "models:/breast_cancer/3"]
+    text = cli("--where", "roc_auc>0.965", "--where", "accuracy >= 0.9", "--limit", "1")
+    assert text.returncode == 0, text.stderr
+    assert "1 version(s): roc_auc > 0.965 and accuracy >= 0.9" in text.stdout
+    assert "breast_cancer" in text.stdout and "0.9900" in text.stdout
+    bad = cli("--where", "roc_auc >> 1")
+    assert bad.returncode == 2 and "search condition 'roc_auc >> 1'" in bad.stderr

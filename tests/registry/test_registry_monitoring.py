@@ -104,12 +104,13 @@ def test_a_version_two_registry_is_migrated_in_place(tmp_path: Path, model_file:
     conn = sqlite3.connect(db)  # take it back to schema 2, as an older framework left it
     conn.executescript("""
         ALTER TABLE versions DROP COLUMN extras;
-        DROP TABLE labels; DROP TABLE monitor_runs;
+        DROP TABLE labels; DROP TABLE monitor_runs; DROP TABLE version_metrics;
         UPDATE schema_version SET version = 2;""")
     conn.close()
     with open_registry(root) as reg:
         mv = reg.get("m", 1)
         assert mv.extras == {} and mv.metrics == {"auc": 0.9}
+        assert [v.version for v in reg.search("m", ["auc > 0.8"])] == [1]  # metrics filled in
         reg.store.put_labels([Label("r", 0, 1)], "now")
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == \

@@ -76,8 +76,8 @@ def test_migrate_copies_a_local_registry_into_a_shared_one_and_nothing_differs(
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["rows"] == {"versions": 2, "aliases": 2, "alias_history": 3, "labels": 2,
-                              "monitor_runs": 1}
+    assert report["rows"] == {"versions": 2, "version_metrics": 2, "aliases": 2,
+                              "alias_history": 3, "labels": 2, "monitor_runs": 1}
     assert report["artifacts"] == 2 and "framework-test-secret" not in proc.stdout
     os.environ["FRAMEWORK_REGISTRY_ARTIFACTS"] = str(shared)
     try:
@@ -106,6 +106,28 @@ def test_a_newer_schema_in_the_database_is_refused(postgres: Any) -> None:
         conn.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(RegistryError, match=r"schema version 99, newer than this framework"):
         open_registry(url)
+
+
+def test_a_version_three_database_is_upgraded_in_one_transaction(postgres: Any,
+                                                                 model_file: Path) -> None:
+    """Schema 3 (before the metrics table) is taken to the current one when opened: the table is
+    created and filled from the versions' metrics, and the recorded version follows."""
+    import psycopg
+
+    from framework.registry.sql import SCHEMA_VERSION
+
+    url = postgres.create_database()
+    with open_registry(url) as reg:
+        for auc in (0.9, 0.95, float("nan")):
+            reg.register("bc", model_file, metrics={"roc_auc": auc}, params={"auc": str(auc)})
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE version_metrics")
+        conn.execute("UPDATE schema_version SET version = 3")
+    with open_registry(url) as reg:
+        assert [mv.version for mv in reg.search("bc", ["roc_auc > 0.92"])] == [2]
+        assert [mv.version for mv in reg.search("bc", ["roc_auc < 1"])] == [1, 2]
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_dropped_connection_is_opened_again(postgres: Any, tmp_path: Path,
