@@ -5,6 +5,12 @@ temporary file in ``<registry>/artifacts/tmp/`` while being hashed, flushed to d
 read-only and renamed into place, so a reader sees either the whole file or none. Writing the same
 content twice is harmless. Loading re-hashes the file and refuses one whose content changed.
 
+With ``registry.artifacts: <a DVC remote's name>`` (or ``remote://NAME``) the store is that
+remote, reached through DVC's own remote configuration (``dvc remote add``, credentials in
+``.dvc/config.local``): an artifact is uploaded to ``<remote>/framework-registry/sha256/<2>/<hex>``
+(to a temporary name, then moved) before the registry records the version, and a machine that
+lacks it downloads it into its local folder on first use, checking its sha256 before it is used.
+
 Models are saved and loaded by :mod:`framework.io` (skops, with the exact allowlist of
 :mod:`framework.trust`); here its errors are named after the registered version.
 Checking a file's types reads its schema without importing skops, so registering a model file
@@ -17,13 +23,14 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from framework.errors import RegistryError
 from framework.registry.store import crash_point
 
+T = TypeVar("T")
 _CHUNK = 1 << 20
 _STALE_TMP_SECONDS = 3600
 
@@ -49,12 +56,105 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class ArtifactStore:
-    """Files named by their sha256 under ``root`` (``<registry>/artifacts``)."""
+class RemoteArtifacts:
+    """The artifacts on a DVC remote: ``<remote>/framework-registry/sha256/<2>/<hex>``."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    PREFIX = "framework-registry"
+
+    def __init__(self, name: str, project_dir: str | os.PathLike[str] = ".") -> None:
+        self.name = name
+        try:
+            from dvc.exceptions import DvcException
+            from dvc.repo import Repo
+        except ImportError:  # pragma: no cover - dvc is a dependency
+            raise RegistryError("registry.artifacts names a DVC remote, and dvc is not "
+                                "installed") from None
+        try:
+            with Repo(str(project_dir)) as repo:
+                known = sorted(repo.config.get("remote", {}))
+                if name not in known:
+                    raise RegistryError(
+                        f"registry.artifacts: no DVC remote {name!r} in {Path(project_dir)} "
+                        f"(remotes: {', '.join(known) if known else 'none'}; add one with "
+                        f"`dvc remote add {name} URL`)")
+                remote = repo.cloud.get_remote(name)
+        except DvcException as exc:
+            raise RegistryError(f"registry.artifacts: DVC remote {name!r}: {exc}") from None
+        self.fs = remote.fs
+        self.base = self.fs.join(remote.path, self.PREFIX, "sha256")
+        self.where = f"DVC remote {name!r} ({remote.path})"
+
+    def path(self, sha: str) -> str:
+        return self.fs.join(self.base, sha[:2], sha)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise RegistryError(f"{what} on the {self.where}: {exc}") from None
+
+    def exists(self, sha: str) -> bool:
+        return bool(self._call(f"looking for artifact {sha[:12]}",
+                               lambda: self.fs.exists(self.path(sha))))
+
+    def upload(self, local: Path, sha: str) -> None:
+        """Put ``local`` (whose content hashes to ``sha``) on the remote unless it is there:
+        under a temporary name first, then moved, so the remote never holds part of a file
+        under an artifact's name."""
+        if self.exists(sha):
+            return
+        dest = self.path(sha)
+        tmp = f"{dest}.{uuid.uuid4().hex}.part"
+
+        def put() -> None:
+            self.fs.makedirs(self.fs.parent(dest), exist_ok=True)
+            try:
+                self.fs.put_file(str(local), tmp)
+                self.fs.mv(tmp, dest)
+            except BaseException:
+                if self.fs.exists(tmp):
+                    self.fs.rm(tmp)
+                raise
+        self._call(f"uploading artifact {sha[:12]}", put)
+
+    def download(self, sha: str, to: Path) -> None:
+        self._call(f"downloading artifact {sha[:12]}",
+                   lambda: self.fs.get_file(self.path(sha), str(to)))
+
+    def remove(self, sha: str) -> int:
+        path = self.path(sha)
+
+        def rm() -> int:
+            if not self.fs.exists(path):
+                return 0
+            size = int(self.fs.size(path) or 0)
+            self.fs.rm(path)
+            return size
+        return self._call(f"removing artifact {sha[:12]}", rm)
+
+
+class ArtifactStore:
+    """Files named by their sha256 under ``root`` (``<registry>/artifacts``); with ``remote`` (a
+    function that opens the :class:`RemoteArtifacts`, on first use), ``root`` is the local copy
+    of what the remote holds."""
+
+    def __init__(self, root: str | os.PathLike[str],
+                 remote: Callable[[], RemoteArtifacts] | None = None) -> None:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self._open_remote = remote
+        self._remote: RemoteArtifacts | None = None
+
+    @property
+    def remote(self) -> RemoteArtifacts | None:
+        if self._remote is None and self._open_remote is not None:
+            self._remote = self._open_remote()
+        return self._remote
+
+    @property
+    def where(self) -> str:
+        """Where the artifacts are kept, for messages."""
+        return self.remote.where if self.remote is not None else str(self.root)
 
     @staticmethod
     def relpath(sha: str) -> str:
@@ -89,7 +189,51 @@ class ArtifactStore:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(final.parent)
+        if self.remote is not None:
+            self.remote.upload(final, sha)
         return sha, size
+
+    def fetch(self, sha: str, *, what: str) -> Path:
+        """The local file of artifact ``sha``: downloaded from the remote when only the remote
+        has it (checked against ``sha`` before it takes the artifact's name). Not re-hashed when
+        already here: :func:`verify_file` and :meth:`read_bytes` do that."""
+        path = self.path(sha)
+        if path.exists() or self.remote is None:
+            return path
+        if not self.remote.exists(sha):
+            raise RegistryError(f"{what}: its artifact {sha[:12]} is neither in {self.root} nor "
+                                f"on the {self.remote.where}")
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            self.remote.download(sha, tmp)
+            actual = sha256_file(tmp)
+            if actual != sha:
+                raise RegistryError(f"{what}: artifact {sha[:12]} on the {self.remote.where} "
+                                    f"was modified after registration (found sha256 {actual}); "
+                                    "refusing it")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def has(self, sha: str) -> bool:
+        """Whether the store holds ``sha`` (here, or on the remote)."""
+        return self.path(sha).exists() or (self.remote is not None and self.remote.exists(sha))
+
+    def remove(self, sha: str) -> int:
+        """Remove artifact ``sha`` (here and on the remote); the bytes freed."""
+        path = self.path(sha)
+        freed = 0
+        if path.exists():
+            freed = path.stat().st_size
+            os.chmod(path, 0o644)
+            path.unlink()
+        if self.remote is not None:
+            freed = self.remote.remove(sha) or freed
+        return freed
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store ``data`` atomically (a companion artifact: a profile, test predictions); return
@@ -106,7 +250,7 @@ class ArtifactStore:
 
     def read_bytes(self, sha: str, *, what: str) -> bytes:
         """The content of artifact ``sha``, after checking it still hashes to ``sha``."""
-        path = self.path(sha)
+        path = self.fetch(sha, what=what)
         try:
             data = path.read_bytes()
         except FileNotFoundError:

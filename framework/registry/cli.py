@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="copy this registry (rows and artifacts) into an empty shared one")
     mg.add_argument("--to", required=True, metavar="URL",
                     help="the target: postgresql://USER@HOST:PORT/DATABASE or sqlite:///FOLDER")
-    mg.add_argument("--artifacts", default=None, metavar="FOLDER",
-                    help="the target's artifact folder (default: registry.artifacts, else the "
-                         "target's registry folder)")
+    mg.add_argument("--artifacts", default=None, metavar="FOLDER|REMOTE",
+                    help="the target's artifact store: a folder or a DVC remote's name "
+                         "(default: registry.artifacts, else the target's registry folder)")
     return p
 
 
@@ -390,23 +390,28 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from framework.registry.core import Registry, migrate
+    from pathlib import Path
+
+    from framework.registry.core import Registry, _dvc_remote_name, migrate
     from framework.registry.postgres import redact
 
     with open_registry(args.registry, create=False) as source:
         with open_registry(args.to) as target:
             if args.artifacts:
-                target = Registry(target.root, target.store, artifact_root=args.artifacts)
+                remote = _dvc_remote_name(args.artifacts, Path("."))
+                target = Registry(target.root, target.store, remote=remote,
+                                  artifact_root=target.root if remote else args.artifacts)
             done = migrate(source, target)
             where = redact(args.to)
             if args.json:
                 _print_json({"to": where, "rows": done.rows, "artifacts": done.artifacts,
                              "artifact_bytes": done.artifact_bytes,
-                             "artifact_folder": str(target.artifact_root)})
+                             "artifact_folder": str(target.artifact_root),
+                             "artifact_store": target.artifacts.where})
                 return 0
             counts = ", ".join(f"{n} {t.replace('_', ' ')}" for t, n in done.rows.items())
             print(f"migrated to {where}: {counts}; {done.artifacts} artifact(s), "
-                  f"{done.artifact_bytes} bytes, into {target.artifact_root / 'artifacts'}")
+                  f"{done.artifact_bytes} bytes, into {target.artifacts.where}")
             print("the two registries hold the same rows. Point the project at it: registry.url "
                   "in conf/config.yaml (or $FRAMEWORK_REGISTRY_URL), and registry.artifacts")
     return 0

@@ -187,17 +187,42 @@ def registry_url(registry: str | os.PathLike[str] | None = None, *,
     return None
 
 
-def artifacts_root(root: Path, *, project_dir: str | os.PathLike[str] = ".") -> Path:
-    """The folder whose ``artifacts/`` holds the models and companions: ``$FRAMEWORK_REGISTRY_
-    ARTIFACTS``, else ``registry.artifacts`` of ``params.yaml`` (relative to the project), else the
-    registry's folder ``root``. A registry a team shares needs a folder every machine reaches."""
-    env = os.environ.get(ENV_REGISTRY_ARTIFACTS)
-    if env:
-        return Path(env)
-    configured = _registry_params(Path(project_dir)).get("artifacts")
-    if configured:
-        return Path(project_dir) / str(configured)
-    return root
+def _dvc_remote_name(value: str, project_dir: Path) -> str | None:
+    """The DVC remote ``value`` names: ``remote://NAME``, or a bare NAME that the project's
+    ``.dvc/config`` (or ``config.local``) defines; None when it is a folder."""
+    if value.startswith("remote://"):
+        return value[len("remote://"):].strip("/")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        return None
+    section = re.compile(r"""^\s*\[\s*['"]?remote\s+"%s"['"]?\s*\]""" % re.escape(value), re.M)
+    for config in ("config", "config.local"):
+        try:
+            if section.search((project_dir / ".dvc" / config).read_text(errors="replace")):
+                return value
+        except OSError:
+            continue
+    return None
+
+
+def artifacts_location(root: Path, *, project_dir: str | os.PathLike[str] = "."
+                       ) -> tuple[Path, str | None]:
+    """Where artifacts go: ``(folder, remote)``. ``$FRAMEWORK_REGISTRY_ARTIFACTS``, else
+    ``registry.artifacts`` of ``params.yaml``: a folder (relative to the project), or the name
+    of a DVC remote of the project (``remote://NAME``, or a bare NAME that ``dvc remote add``
+    defined), whose local copies are kept under the registry's folder ``root``; else ``root``.
+    A registry a team shares needs a store every machine reaches."""
+    project_dir = Path(project_dir)
+    configured = os.environ.get(ENV_REGISTRY_ARTIFACTS) or \
+        _registry_params(project_dir).get("artifacts")
+    if not configured:
+        return root, None
+    remote = _dvc_remote_name(str(configured), project_dir)
+    if remote is not None:
+        if not remote:
+            raise UsageError(f"registry.artifacts {configured!r}: remote:// needs a DVC "
+                             "remote's name")
+        return root, remote
+    return project_dir / str(configured), None
 
 
 @dataclass(frozen=True)
@@ -313,12 +338,17 @@ class Registry:
     """Versions, aliases and artifacts of the models in one registry folder."""
 
     def __init__(self, root: str | os.PathLike[str], store: Store, *,
-                 artifact_root: str | os.PathLike[str] | None = None) -> None:
+                 artifact_root: str | os.PathLike[str] | None = None,
+                 remote: str | None = None, project_dir: str | os.PathLike[str] = ".") -> None:
         self.root = Path(root)
         self.store = store
-        #: the folder that holds ``artifacts/`` (the registry's own folder unless shared)
+        #: the folder that holds ``artifacts/`` (the registry's own folder unless shared; with a
+        #: DVC ``remote``, the local copies of what the remote holds)
         self.artifact_root = Path(artifact_root) if artifact_root is not None else self.root
-        self.artifacts = artifacts.ArtifactStore(self.artifact_root / "artifacts")
+        opener = None if remote is None else \
+            (lambda: artifacts.RemoteArtifacts(remote, project_dir))
+        self.artifacts = artifacts.ArtifactStore(self.artifact_root / "artifacts", opener)
+        self._artifact_prefix = str(self.artifact_root.absolute())
 
     def __enter__(self) -> Registry:
         return self
@@ -332,7 +362,7 @@ class Registry:
     # -- reading ---------------------------------------------------------------------------------
 
     def _absolute(self, mv: ModelVersion) -> ModelVersion:
-        return replace(mv, artifact_path=str((self.artifact_root / mv.artifact_path).absolute()))
+        return replace(mv, artifact_path=os.path.join(self._artifact_prefix, mv.artifact_path))
 
     def model_names(self) -> list[str]:
         return self.store.model_names()
@@ -397,7 +427,11 @@ class Registry:
             self._require_model(name)
         if limit is not None and limit < 1:
             raise UsageError(f"search: limit must be at least 1, not {limit}")
-        wanted = [c.key for c in conditions] + ([order_by] if order_by else [])
+        found = self.store.search(name, conditions, status=status, archived=archived,
+                                  order_by=order_by, descending=descending, limit=limit)
+        # every condition's metric exists when something matched; else say which does not
+        wanted = ([] if found else [c.key for c in conditions]) + (
+            [order_by] if order_by and not any(order_by in mv.metrics for mv in found) else [])
         if wanted:
             known = self.store.metric_keys(name)
             for key in wanted:
@@ -407,8 +441,6 @@ class Registry:
                         f"search: no version{f' of {name}' if name else ''} has a metric {key!r}"
                         + (f"; {hint}" if hint else "")
                         + f" (metrics: {', '.join(known) if known else 'none'})")
-        found = self.store.search(name, conditions, status=status, archived=archived,
-                                  order_by=order_by, descending=descending, limit=limit)
         return [self._absolute(mv) for mv in found]
 
     def artifact(self, mv: ModelVersion) -> Path:
@@ -416,8 +448,9 @@ class Registry:
         if mv.removed_at:
             raise NotRegistered(f"{mv.name} v{mv.version} was archived and its artifact removed "
                                 f"by `registry gc` ({mv.removed_at[:19]} UTC)")
-        return artifacts.verify_file(mv.artifact_path, mv.sha256,
-                                     what=f"{mv.name} version {mv.version}")
+        what = f"{mv.name} version {mv.version}"
+        self.artifacts.fetch(mv.sha256, what=what)
+        return artifacts.verify_file(mv.artifact_path, mv.sha256, what=what)
 
     def companion(self, mv: ModelVersion, key: str) -> bytes | None:
         """The bytes of a companion artifact of ``mv`` (hash-checked), None when the version has
@@ -625,12 +658,12 @@ class Registry:
             freed = 0
             for sha in dict.fromkeys(shas(mv)):
                 path = self.artifacts.path(sha)
-                if sha in kept or not path.exists():
+                if sha in kept:
                     continue  # a version that stays has the same bytes
-                freed += path.stat().st_size
-                if not dry_run:
-                    os.chmod(path, 0o644)
-                    path.unlink()
+                if dry_run:
+                    freed += path.stat().st_size if path.exists() else 0
+                else:
+                    freed += self.artifacts.remove(sha)
             if not dry_run:
                 self.store.mark_removed(mv.name, mv.version, utc_now())
             done.append((self._absolute(mv), freed))
@@ -665,7 +698,8 @@ class Registry:
                 if mv.removed_at:
                     continue  # removed by gc, on purpose
                 if not path.exists():
-                    problems.append(f"{name} v{mv.version}: artifact {path} missing")
+                    if not self.artifacts.has(mv.sha256):
+                        problems.append(f"{name} v{mv.version}: artifact {path} missing")
                 elif artifacts.sha256_file(path) != mv.sha256:
                     problems.append(f"{name} v{mv.version}: artifact {path} hash mismatch")
         return problems
@@ -675,7 +709,7 @@ def open_registry(path: str | os.PathLike[str] | None = None, *, create: bool = 
                   project_dir: str | os.PathLike[str] = ".") -> Registry:
     """Open (and, with ``create``, create) a registry: ``path`` is its folder, ``sqlite:///folder``
     or a ``postgresql://`` URL; without it, the project's (see :func:`registry_path`,
-    :func:`registry_url` and :func:`artifacts_root`)."""
+    :func:`registry_url` and :func:`artifacts_location`)."""
     root = registry_path(path, project_dir=project_dir)
     url = registry_url(path, project_dir=project_dir)
     store: Store
@@ -687,7 +721,8 @@ def open_registry(path: str | os.PathLike[str] | None = None, *, create: bool = 
         from framework.registry.sqlite import SQLiteStore
 
         store = SQLiteStore(root, create=create)
-    return Registry(root, store, artifact_root=artifacts_root(root, project_dir=project_dir))
+    folder, remote = artifacts_location(root, project_dir=project_dir)
+    return Registry(root, store, artifact_root=folder, remote=remote, project_dir=project_dir)
 
 
 @dataclass(frozen=True)
@@ -717,10 +752,12 @@ def migrate(source: Registry, target: Registry) -> Migration:
             shas += [e["sha256"] for e in mv.extras.values() if isinstance(e, dict)]
             for sha in shas:
                 have = target.artifacts.path(sha)
-                if have.exists() and artifacts.sha256_file(have) == sha:
+                if have.exists() and artifacts.sha256_file(have) == sha and \
+                        target.artifacts.remote is None:
                     continue
-                src = artifacts.verify_file(source.artifacts.path(sha), sha,
-                                            what=f"{name} v{mv.version}'s artifact")
+                what = f"{name} v{mv.version}'s artifact"
+                src = artifacts.verify_file(source.artifacts.fetch(sha, what=what), sha,
+                                            what=what)
                 _, n = target.artifacts.put_file(src)
                 copied, size = copied + 1, size + n
     target.store.copy_rows(rows)
@@ -750,9 +787,10 @@ def load(uri: str | ModelVersion, *, registry: str | os.PathLike[str] | None = N
 
     Given a :class:`ModelVersion` (from :func:`resolve`), loads exactly that version's artifact
     (hash-checked) without looking at the registry again: serving resolves once, then loads what
-    it resolved even if the alias moves in between.
+    it resolved even if the alias moves in between. (When the file is not on this machine, the
+    registry's store, a DVC remote for example, provides it.)
     """
-    if isinstance(uri, ModelVersion):
+    if isinstance(uri, ModelVersion) and os.path.exists(uri.artifact_path):
         what = f"{uri.name} version {uri.version}"
         path = artifacts.verify_file(uri.artifact_path, uri.sha256, what=what)
         return artifacts.load_model(path, what=what, trusted=trusted)

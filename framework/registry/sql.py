@@ -45,7 +45,7 @@ _VERSION_METRICS = """CREATE TABLE IF NOT EXISTS version_metrics (
             PRIMARY KEY (name, version, key),
             FOREIGN KEY (name, version) REFERENCES versions (name, version))"""
 _METRICS_INDEX = ("CREATE INDEX IF NOT EXISTS version_metrics_by_value "
-                  "ON version_metrics (key, value)")
+                  "ON version_metrics (key, value, name)")
 
 
 def schema_ddl(serial: str) -> tuple[str, ...]:
