@@ -301,6 +301,51 @@ def test_ci_recipe_in_a_fresh_clone(dvc_project: Path, tmp_path: Path) -> None:
     assert set(json.loads((clone / "metrics/evaluate.json").read_text())) == METRICS | GROUPED
 
 
+def test_with_a_dvc_remote_a_new_clone_reruns_nothing(dvc_project: Path, tmp_path: Path,
+                                                     postgres: object) -> None:
+    """The README's CI recipe with a local folder remote and a shared registry: you run and
+    push; a fresh clone pulls and runs the workflow's steps, and no stage of the pipeline
+    reruns; its register step finds your version in the shared registry and adds none."""
+    import os
+
+    root = dvc_project
+    shutil.copytree(REPO / ".github", root / ".github")
+    url = postgres.create_database()  # type: ignore[attr-defined]
+    env = {**cli_env(), "FRAMEWORK_REGISTRY_URL": url}
+    run(root, "dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
+
+    def sh(where: Path, command: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(command, shell=True, cwd=where, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, f"{command}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    first = sh(root, "python -m framework")
+    assert "registry breast_cancer v1: promoted to champion" in first.stdout
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "train")
+    sh(root, "dvc push")
+
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    workflow = yaml.safe_load((clone / ".github/workflows/pipeline.yml").read_text())
+    steps = [s["run"] for s in workflow["jobs"]["reproduce"]["steps"] if "run" in s]
+    repro = ""
+    for step in steps[1:-1]:  # as CI runs them (pip install: this environment; diff: main's)
+        out = sh(clone, step)
+        if step == "dvc repro":
+            repro = out.stdout + out.stderr
+    for stage in STAGES:
+        assert f"'{stage}' didn't change, skipping" in repro, repro
+    assert "Running stage 'train'" not in repro
+    decision = json.loads(
+        (clone / ".framework/registry/receipts/breast_cancer.json").read_text())
+    assert decision["version"] == 1 and decision["unchanged"], decision  # v1 of the shared one
+    assert run(clone, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""
+    assert "up to date" in sh(clone, "dvc status").stdout.lower()
+    assert os.listdir(tmp_path / "dvc-store")  # the remote holds the outputs
+
+
 @pytest.mark.parametrize("template, model, metric, experiment", [
     ("regression", "diabetes", "rmse", "tune_ridge"),
     ("classification", "wine", "f1_macro", "tune_forest"),
