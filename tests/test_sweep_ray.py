@@ -111,3 +111,57 @@ def test_a_bad_launcher_is_a_config_error(tmp_path: Path) -> None:
                    f"sweep.ray.address=127.0.0.1:{_free_port()}")
     assert proc.returncode == 2 and "sweep.ray.address" in proc.stderr, proc.stderr
     assert os.path.exists(root)
+
+
+def test_ctrl_c_cancels_the_trials_running_on_the_cluster(ray_cluster: str,
+                                                         tmp_path: Path) -> None:
+    """Ctrl-C in the terminal that runs the sweep ends it, and the trials it started on the
+    cluster are killed there too (Ray's workers are processes of this machine here)."""
+    import signal
+    import time
+
+    root = copy_project(tmp_path / "p")
+    markers = tmp_path / "started"
+    markers.mkdir()
+    stages = root / "pipelines/tabular.py"
+    stages.write_text(stages.read_text().replace(
+        '    pipeline = Pipeline([("preprocess", preprocess), ("model", model)])\n',
+        '    import os, time\n'
+        f'    open(os.path.join({str(markers)!r}, str(os.getpid())), "w").close()\n'
+        '    time.sleep(300)  # a long fit\n'
+        '    pipeline = Pipeline([("preprocess", preprocess), ("model", model)])\n', 1))
+    proc = subprocess.Popen([sys.executable, "-m", "framework", "-m", "model.C=0.1,1",
+                             "sweep.launcher=ray", f"sweep.ray.address={ray_cluster}",
+                             "sweep.ray.num_cpus=1"], cwd=root, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(os.listdir(markers)) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.2)
+        workers = [int(name) for name in os.listdir(markers)]
+        assert len(workers) == 2, "both trials should be running on the cluster"
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    deadline = time.monotonic() + 30
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if _running(pid)]
+        time.sleep(0.2)
+    assert not alive, f"trial workers {alive} still run on the cluster after Ctrl-C"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie has ended; only its parent has not collected it yet
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
