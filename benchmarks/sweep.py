@@ -13,10 +13,14 @@ alternated pair of runs, steadier on a noisy machine) and the ratios.
 
 With ``--ray``, on a one-node Ray cluster it starts (``ray start --head``) and stops, two more:
 
-4. the framework on Ray: the same command with ``sweep.launcher=ray sweep.ray.address=...``;
+4. the framework on Ray: the same grid with ``sweep.launcher=ray sweep.ray.address=...``;
 5. a plain ``ray.remote`` loop of the same fits and evaluations, connecting to the same cluster;
 
-and the Ray launcher's overhead per trial over the plain loop (target < 50 ms).
+each on the 20-trial grid and on a 40-trial one (20 values of C). The Ray launcher's overhead per
+trial over the plain loop (target < 50 ms) is the difference of their costs per additional trial,
+``(time(40) - time(20)) / 20``: what one more trial costs, apart from what a sweep pays once
+(the command's start, composition and checks, shipping the project to the cluster, the shared
+stages, the workers' first imports), which is printed apart.
 
     python benchmarks/sweep.py [--dvc-trials 4] [--repeat 3] [--ray]
 """
@@ -36,6 +40,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 C_VALUES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30]
+#: the larger grid of the Ray runs: 20 values of C, 40 trials
+C_VALUES_LARGE = [round(c * f, 6) for c in C_VALUES for f in (1, 1.5)]
 WEIGHTS = [None, "balanced"]
 
 BARE_LOOP = r"""
@@ -188,19 +194,32 @@ def main() -> None:
         bare, framework = statistics.median(bare_runs), statistics.median(ours)
 
         on_ray = plain_ray = None
+        ray_fixed: dict[str, float] = {}
         if args.ray:
             address, stop = ray_cluster(base)
             try:
-                ray_file = base / "ray_loop.py"
-                ray_file.write_text(RAY_LOOP % {"cs": C_VALUES, "weights": WEIGHTS})
-                ray_ours, ray_plain = [], []
+                timings: dict[tuple[str, int], list[float]] = {}
                 for i in range(args.repeat):
-                    root = make_project(base / f"ray-{i}")
-                    ray_plain.append(sh([sys.executable, str(ray_file), address], base))
-                    ray_ours.append(sh([sys.executable, "-m", "framework",
-                                        "+experiment=tune_logreg", "sweep.launcher=ray",
-                                        f"sweep.ray.address={address}"], root))
-                on_ray, plain_ray = statistics.median(ray_ours), statistics.median(ray_plain)
+                    for cs in (C_VALUES, C_VALUES_LARGE):
+                        n = len(cs) * len(WEIGHTS)
+                        ray_file = base / f"ray_loop_{n}.py"
+                        ray_file.write_text(RAY_LOOP % {"cs": cs, "weights": WEIGHTS})
+                        root = make_project(base / f"ray-{i}-{n}")
+                        timings.setdefault(("plain", n), []).append(
+                            sh([sys.executable, str(ray_file), address], base))
+                        timings.setdefault(("ours", n), []).append(
+                            sh([sys.executable, "-m", "framework", "-m",
+                                "model=logistic_regression",
+                                f"model.C={','.join(map(str, cs))}",
+                                "model.class_weight=null,balanced", "sweep.launcher=ray",
+                                f"sweep.ray.address={address}"], root))
+                small, large = trials, len(C_VALUES_LARGE) * len(WEIGHTS)
+                med = {k: statistics.median(v) for k, v in timings.items()}
+                on_ray, plain_ray = med[("ours", small)], med[("plain", small)]
+                for who in ("ours", "plain"):
+                    per = (med[(who, large)] - med[(who, small)]) / (large - small)
+                    ray_fixed[who] = med[(who, small)] - per * small
+                    ray_fixed[f"{who}-per-trial"] = per
             finally:
                 subprocess.run(stop, capture_output=True, env=env())
 
@@ -238,8 +257,16 @@ def main() -> None:
           f"((framework - bare loop) / {trials}; target < 25 ms)")
     print(f"  median of the {args.repeat} paired differences: {paired * 1000:.1f} ms per trial")
     if on_ray is not None and plain_ray is not None:
+        ours_per, plain_per = ray_fixed["ours-per-trial"], ray_fixed["plain-per-trial"]
+        print(f"\non Ray, each additional trial (40-trial grid against the 20-trial one): "
+              f"framework {ours_per * 1000:.1f} ms, plain ray.remote {plain_per * 1000:.1f} ms")
         print(f"Ray launcher overhead per trial over a plain ray.remote loop: "
-              f"{(on_ray - plain_ray) / trials * 1000:.1f} ms (target < 50 ms)")
+              f"{(ours_per - plain_per) * 1000:.1f} ms (target < 50 ms)")
+        print(f"  paid once per sweep: framework {ray_fixed['ours']:.2f} s, plain loop "
+              f"{ray_fixed['plain']:.2f} s (start, composition, checks, shipping the project, "
+              "shared stages, first imports)")
+        print(f"  all included, at 20 trials: {(on_ray - plain_ray) / trials * 1000:.1f} ms "
+              "per trial")
     if dvc is not None:
         print(f"framework vs dvc exp run: {dvc / (framework / trials):.0f}x faster per trial "
               "(target >= 50x)")

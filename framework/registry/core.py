@@ -428,7 +428,8 @@ class Registry:
         if limit is not None and limit < 1:
             raise UsageError(f"search: limit must be at least 1, not {limit}")
         found = self.store.search(name, conditions, status=status, archived=archived,
-                                  order_by=order_by, descending=descending, limit=limit)
+                                  order_by=order_by, descending=descending, limit=limit,
+                                  artifact_root=self._artifact_prefix)
         # every condition's metric exists when something matched; else say which does not
         wanted = ([] if found else [c.key for c in conditions]) + (
             [order_by] if order_by and not any(order_by in mv.metrics for mv in found) else [])
@@ -441,7 +442,7 @@ class Registry:
                         f"search: no version{f' of {name}' if name else ''} has a metric {key!r}"
                         + (f"; {hint}" if hint else "")
                         + f" (metrics: {', '.join(known) if known else 'none'})")
-        return [self._absolute(mv) for mv in found]
+        return found
 
     def artifact(self, mv: ModelVersion) -> Path:
         """The version's artifact file, after checking its sha256."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -420,12 +421,15 @@ class SQLStore(Store):
         return self._read(q)
 
     @staticmethod
-    def _row_to_version(row: tuple[Any, ...], aliases: tuple[str, ...]) -> ModelVersion:
+    def _row_to_version(row: tuple[Any, ...], aliases: tuple[str, ...],
+                        artifact_root: str = "") -> ModelVersion:
         (name, version, sha, artifact, size, created_at, status, primary_metric, direction, target,
          _sweep, metrics, params, schema, gates, reasons, lineage, archived_at, removed_at,
          extras) = row
         return ModelVersion(
-            name=name, version=version, aliases=aliases, artifact_path=artifact, sha256=sha,
+            name=name, version=version, aliases=aliases,
+            artifact_path=os.path.join(artifact_root, artifact) if artifact_root else artifact,
+            sha256=sha,
             metrics=json.loads(metrics), params=json.loads(params),
             input_schema=None if schema is None else json.loads(schema), target=target,
             lineage=json.loads(lineage), created_at=created_at, status=status,
@@ -444,7 +448,7 @@ class SQLStore(Store):
 
     def search(self, name: str | None, where: Sequence[Condition], *, status: str | None = None,
                archived: bool = False, order_by: str | None = None, descending: bool = True,
-               limit: int | None = None) -> list[ModelVersion]:
+               limit: int | None = None, artifact_root: str = "") -> list[ModelVersion]:
         joins, args, filters = [], [], []
         for i, cond in enumerate(where):
             joins.append(f"JOIN version_metrics m{i} ON m{i}.name = v.name AND "
@@ -478,7 +482,8 @@ class SQLStore(Store):
                     "SELECT name, alias, version FROM aliases WHERE version IS NOT NULL "
                     "ORDER BY alias"):
                 held.setdefault((n, version), []).append(alias)
-            return [self._row_to_version(r, tuple(held.get((r[0], r[1]), ()))) for r in rows]
+            return [self._row_to_version(r, tuple(held.get((r[0], r[1]), ())), artifact_root)
+                    for r in rows]
         return self._read(q)
 
     def metric_keys(self, name: str | None) -> list[str]:

@@ -268,11 +268,12 @@ class Store(ABC):
     @abstractmethod
     def search(self, name: str | None, where: Sequence[Condition], *, status: str | None = None,
                archived: bool = False, order_by: str | None = None, descending: bool = True,
-               limit: int | None = None) -> list[ModelVersion]:
+               limit: int | None = None, artifact_root: str = "") -> list[ModelVersion]:
         """The versions (of model ``name``, or of every model) that satisfy every condition of
         ``where`` and have ``status`` when given, archived ones only with ``archived``; ordered
         by the metric ``order_by`` (versions without it last), else by name and version; at most
-        ``limit``."""
+        ``limit``. Their artifact paths are joined under ``artifact_root`` (a search may return
+        thousands: they are built once, with the path their caller needs)."""
 
     @abstractmethod
     def metric_keys(self, name: str | None) -> list[str]:
