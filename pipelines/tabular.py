@@ -130,13 +130,10 @@ def _scores(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: np
     """Accuracy, precision, recall, f1, ROC AUC and log loss; on a group's rows (``curve``
     False) ROC AUC is left out where the rows hold one class only, since it is undefined."""
     binary = proba.shape[1] == 2
-    average = "binary" if binary else "macro"
-    scores = {
-        "accuracy": skm.accuracy_score(y, predicted),
-        "precision": skm.precision_score(y, predicted, average=average, zero_division=0),
-        "recall": skm.recall_score(y, predicted, average=average, zero_division=0),
-        "f1": skm.f1_score(y, predicted, average=average, zero_division=0),
-    }
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y, predicted, average="binary" if binary else "macro", zero_division=0)
+    scores = {"accuracy": skm.accuracy_score(y, predicted), "precision": precision,
+              "recall": recall, "f1": f1}
     if curve or len(np.unique(y)) == len(classes):
         scores["roc_auc"] = (skm.roc_auc_score(y, proba[:, 1]) if binary
                              else skm.roc_auc_score(y, proba, multi_class="ovr",
