@@ -607,6 +607,10 @@ class TrialOutcome:
     #: scikit-learn modules at once can fail on its circular imports).
     payload: bytes | None = None
     model_path: str | None = None  # once saved
+    #: The sha256 of the saved model file, once the process that saved it (where scikit-learn is
+    #: imported) checked its names against the allowlist: the registering process need not
+    #: import scikit-learn to check them again, while the file still has these bytes.
+    checked_sha256: str | None = None
     error: str | None = None
 
 
@@ -668,6 +672,7 @@ def save_trial(outcome: TrialOutcome) -> TrialOutcome:
         assert outcome.payload is not None
         model, own = pickle.loads(outcome.payload)  # made by our own worker
         io.write(folder / "model.skops", model)
+        outcome.checked_sha256 = _checked(folder / "model.skops")
         io.write(folder / "metrics.json", outcome.metrics)
         for stage in task.trial.spec.stages if own is not None else ():
             if stage.name in own:
@@ -678,6 +683,14 @@ def save_trial(outcome: TrialOutcome) -> TrialOutcome:
     outcome.payload = None  # what goes on to the main process is small
     outcome.seconds += time.perf_counter() - t0
     return outcome
+
+
+def _checked(path: Path) -> str:
+    """The sha256 of ``path``, after checking the names it holds against the allowlist."""
+    from framework.registry.artifacts import sha256_file, trusted_types
+
+    trusted_types(path, what=f"trial model {path}")
+    return sha256_file(path)
 
 
 def register_trial(outcome: TrialOutcome) -> TrialResult:
@@ -694,7 +707,8 @@ def register_trial(outcome: TrialOutcome) -> TrialResult:
     if outcome.error is None and outcome.model_path is not None:
         try:
             assert outcome.metrics is not None
-            registration, receipt = _register(task, Path(outcome.model_path), outcome.metrics)
+            registration, receipt = _register(task, Path(outcome.model_path), outcome.metrics,
+                                              outcome.checked_sha256)
             if task.workspace:
                 io.write(Path(task.trial_dir) / WORKSPACE_DIR / RECEIPT, receipt)
             base.status = "ok"
@@ -731,7 +745,8 @@ def _copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> tuple[Any, Any]:
+def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any],
+              checked_sha256: str | None = None) -> tuple[Any, Any]:
     """Record the trial as a ``candidate`` version: judged, never promoted (a sweep never moves
     an alias). Returns the registration and the receipt ``dvc repro`` would write."""
     from framework.registry import open_registry
@@ -745,8 +760,9 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> tup
     schema = serving_schema(json.loads((spec.root / reg.input_schema).read_text()),
                             list(cfg.get("exclude_from_features") or []),
                             file="params.yaml", source=reg.input_schema)
+    model_sha = sha256_file(model_path)
     lineage = {**task.lineage, "inputs": {
-        "model": sha256_file(model_path),
+        "model": model_sha,
         "training_data": task.trial.keys[reg.model.stage],
     }}
     with open_registry(spec.root / cfg.get("path", ".framework/registry"),
@@ -756,7 +772,8 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any]) -> tup
             target=cfg.get("target"), gates=list(reg.gates), primary_metric=reg.primary_metric,
             direction=reg.direction, lineage=lineage, sweep_id=task.sweep_id,
             tags={"sweep": task.sweep_id, "trial": str(task.trial.index),
-                  "overrides": " ".join(task.trial.swept)}, promote=False)
+                  "overrides": " ".join(task.trial.swept)}, promote=False,
+            check_types=checked_sha256 is None or checked_sha256 != model_sha)
     schema_sha = hashlib.sha256((spec.root / reg.input_schema).read_bytes()).hexdigest()
     return registration, dvc_receipt(registration, schema_sha256=schema_sha,
                                      registry=str(cfg.get("path", ".framework/registry")))
