@@ -1,6 +1,7 @@
 """Sweep benchmark: a 20-trial grid of logistic regression on the default dataset, three ways.
 
-1. a bare Python loop: the same fits and evaluations, in one fresh process (imports included);
+1. a bare Python loop: the same fits and evaluations (the pipeline's metrics, overall and per
+   clinic), in one fresh process (imports included);
 2. this framework: ``python -m framework +experiment=tune_logreg`` in a fresh copy of the project
    (composition, checks, shared stages once, parallel trials, each trial recorded, its model
    saved and registered);
@@ -44,38 +45,67 @@ C_VALUES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30]
 C_VALUES_LARGE = [round(c * f, 6) for c in C_VALUES for f in (1, 1.5)]
 WEIGHTS = [None, "balanced"]
 
+#: The evaluation both loops run, the same as the example pipeline's evaluate stage: six
+#: metrics overall and on each clinic's rows (the grouping column conf/dataset draws), a ROC
+#: curve.
+EVALUATE = r"""
+import numpy as np
+from sklearn import metrics as skm
+
+
+def scores(yt, predicted, proba):
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        yt, predicted, average="binary", zero_division=0)
+    out = {"accuracy": skm.accuracy_score(yt, predicted), "precision": precision,
+           "recall": recall, "f1": f1}
+    if len(np.unique(yt)) == 2:
+        out["roc_auc"] = skm.roc_auc_score(yt, proba[:, 1])
+    out["log_loss"] = skm.log_loss(yt, proba, labels=[0, 1])
+    return out
+
+
+def evaluate(model, Xt, yt, clinic):
+    predicted, proba = model.predict(Xt), model.predict_proba(Xt)
+    result = scores(yt, predicted, proba)
+    for group in sorted(set(clinic)):
+        rows = clinic == group
+        result[f"rows@clinic={group}"] = int(rows.sum())
+        result.update({f"{k}@clinic={group}": v
+                       for k, v in scores(yt[rows], predicted[rows], proba[rows]).items()})
+    skm.roc_curve(yt, proba[:, 1])
+    return result
+
+
+def load():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["clinic"] = np.random.default_rng(0).choice(np.array(["A", "B", "C"], dtype=object),
+                                                      len(frame))
+    train, test = train_test_split(frame, test_size=0.25, random_state=42,
+                                   stratify=frame["target"])
+    return (train.drop(columns=["target", "clinic"]), train["target"],
+            test.drop(columns=["target", "clinic"]), test["target"].to_numpy(),
+            test["clinic"].to_numpy())
+"""
+
 BARE_LOOP = r"""
 import time
 t0 = time.perf_counter()
-import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-
-frame = load_breast_cancer(as_frame=True).frame
-train, test = train_test_split(frame, test_size=0.25, random_state=42, stratify=frame["target"])
-X, y = train.drop(columns=["target"]), train["target"]
-Xt, yt = test.drop(columns=["target"]), test["target"].to_numpy()
+%(evaluate)s
+X, y, Xt, yt, clinic = load()
 results = []
 for C in %(cs)r:
     for weight in %(weights)r:
         model = Pipeline([("preprocess", StandardScaler()),
                           ("model", LogisticRegression(C=C, class_weight=weight, max_iter=1000))])
         model.fit(X, y)
-        predicted, proba = model.predict(Xt), model.predict_proba(Xt)
-        results.append({
-            "accuracy": skm.accuracy_score(yt, predicted),
-            "precision": skm.precision_score(yt, predicted, zero_division=0),
-            "recall": skm.recall_score(yt, predicted, zero_division=0),
-            "f1": skm.f1_score(yt, predicted, zero_division=0),
-            "roc_auc": skm.roc_auc_score(yt, proba[:, 1]),
-            "log_loss": skm.log_loss(yt, proba),
-        })
-        skm.roc_curve(yt, proba[:, 1])
+        results.append(evaluate(model, Xt, yt, clinic))
 print(len(results), max(r["roc_auc"] for r in results))
 """
 
@@ -83,32 +113,23 @@ print(len(results), max(r["roc_auc"] for r in results))
 RAY_LOOP = r"""
 import sys, time
 import ray
-import numpy as np
-from sklearn import metrics as skm
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-
+%(evaluate)s
 ray.init(address=sys.argv[1], include_dashboard=False, logging_level="warning",
          log_to_driver=False)
-frame = load_breast_cancer(as_frame=True).frame
-train, test = train_test_split(frame, test_size=0.25, random_state=42, stratify=frame["target"])
-data = ray.put((train.drop(columns=["target"]), train["target"], test.drop(columns=["target"]),
-                test["target"].to_numpy()))
+data = ray.put(load())
+
 
 @ray.remote(num_cpus=1)
 def trial(data, C, weight):
-    X, y, Xt, yt = data
+    X, y, Xt, yt, clinic = data
     model = Pipeline([("preprocess", StandardScaler()),
                       ("model", LogisticRegression(C=C, class_weight=weight, max_iter=1000))])
     model.fit(X, y)
-    predicted, proba = model.predict(Xt), model.predict_proba(Xt)
-    skm.roc_curve(yt, proba[:, 1])
-    return {"accuracy": skm.accuracy_score(yt, predicted),
-            "f1": skm.f1_score(yt, predicted, zero_division=0),
-            "roc_auc": skm.roc_auc_score(yt, proba[:, 1]), "log_loss": skm.log_loss(yt, proba)}
+    return evaluate(model, Xt, yt, clinic)
+
 
 results = ray.get([trial.remote(data, C, w) for C in %(cs)r for w in %(weights)r])
 print(len(results), max(r["roc_auc"] for r in results))
@@ -185,7 +206,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         base = Path(tmp)
         loop_file = base / "loop.py"
-        loop_file.write_text(BARE_LOOP % {"cs": C_VALUES, "weights": WEIGHTS})
+        loop_file.write_text(BARE_LOOP % {"cs": C_VALUES, "weights": WEIGHTS,
+                                               "evaluate": EVALUATE})
         bare_runs, ours = [], []
         for i in range(args.repeat):  # alternated, so a busy moment hits both alike
             root = make_project(base / f"ours-{i}")
@@ -203,7 +225,8 @@ def main() -> None:
                     for cs in (C_VALUES, C_VALUES_LARGE):
                         n = len(cs) * len(WEIGHTS)
                         ray_file = base / f"ray_loop_{n}.py"
-                        ray_file.write_text(RAY_LOOP % {"cs": cs, "weights": WEIGHTS})
+                        ray_file.write_text(RAY_LOOP % {"cs": cs, "weights": WEIGHTS,
+                                                        "evaluate": EVALUATE})
                         root = make_project(base / f"ray-{i}-{n}")
                         timings.setdefault(("plain", n), []).append(
                             sh([sys.executable, str(ray_file), address], base))
