@@ -5,6 +5,7 @@ sha256 on load. Two clones share one PostgreSQL registry and one local-folder re
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,24 +19,32 @@ from framework.registry import open_registry
 pytestmark = pytest.mark.dvc
 
 
-def _project(path: Path, remote: Path, artifacts: str, url: str) -> Path:
-    """A clone: git + dvc, the remote ``store`` added as DVC users add one, registry.artifacts
-    naming it."""
-    path.mkdir()
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"],
-                ["dvc", "remote", "add", "-q", "store", str(remote)]):
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with git and DVC initialised, copied for each clone (``dvc init`` once)."""
+    path = tmp_path_factory.mktemp("template")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=path, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def _project(template: Path, path: Path, remote: Path, artifacts: str, url: str) -> Path:
+    """A clone, the remote ``store`` in its DVC config as ``dvc remote add store`` writes it,
+    registry.artifacts naming it."""
+    shutil.copytree(template, path, symlinks=True)
+    with open(path / ".dvc" / "config", "a") as config:
+        config.write(f"['remote \"store\"']\n    url = {remote}\n")
     (path / "params.yaml").write_text(f"registry:\n  path: .framework/registry\n"
                                       f"  url: {url}\n  artifacts: {artifacts}\n")
     return path
 
 
 @pytest.fixture
-def clones(postgres: Any, tmp_path: Path) -> tuple[Path, Path, Path]:
+def clones(postgres: Any, template: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     url = postgres.create_database()
     remote = tmp_path / "remote"
-    a = _project(tmp_path / "a", remote, "store", url)
-    b = _project(tmp_path / "b", remote, "remote://store", url)
+    a = _project(template, tmp_path / "a", remote, "store", url)
+    b = _project(template, tmp_path / "b", remote, "remote://store", url)
     return a, b, remote
 
 
