@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "registry": "framework.registry.cli:main",
     "register": "framework.registry.step:main",
     "serve": "framework.serve:main",
+    "predict": "framework.predict:main",
     "sweep": "framework.sweep.cli:main",
     "monitor": "framework.monitor.cli:main",
     "report": "framework.report.cli:main",
@@ -43,6 +44,7 @@ verbs:
   registry ...          list, show, compare, history, promote, archive, gc
   sweep ...             show, list, apply recorded sweeps
   serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST (logs every prediction)
+  predict MODEL IN -o OUT  score a Parquet or CSV file in chunks, checked against the schema
   monitor MODEL         drift, decay and fairness; exit 3 on an alarm; label, history
   report [NAME [V...]]  one offline HTML file: versions, comparisons, sweeps, in pictures
   ui                    the same pages live from the registry, on 127.0.0.1

@@ -1,0 +1,349 @@
+"""``python -m framework predict NAME@ALIAS INPUT -o OUTPUT``: score a file with a registered model.
+
+The input (Parquet, CSV or TSV) is read in chunks of ``--chunk-rows`` rows (Parquet by row
+group batches through pyarrow, CSV through pandas' chunked reader), so memory holds one chunk,
+its predictions and the writer's buffer, whatever the file's size: about ``chunk rows x
+columns x 8 bytes`` times a small factor (a 100,000-row chunk of 30 numeric columns: tens of
+MB). Each chunk is checked against the version's input schema, the one ``serve`` checks
+requests against:
+
+* by default the first invalid row stops the run: exit 2, the message names the file, the row
+  (counted from 0 over the whole file), the column and the rule, and nothing is written;
+* with ``--skip-invalid`` the invalid rows go to a file of their own (``--invalid``, default
+  ``<output>.invalid.<ext>``) with the reasons in a column ``invalid_reason``, and the valid ones
+  are scored.
+
+Only the schema's columns are checked and given to the model; the input's other columns (ids,
+labels, a grouping column) are carried to the output as they are. The output holds the input's
+columns, then ``prediction`` and, for a classifier, one
+``score_<class>`` column per class (``predict_proba``). It is written to a temporary file beside
+the output and renamed into place at the end, so an interrupted or failed run leaves the previous
+output as it was. The model is loaded as ``serve`` loads it: resolved in the registry,
+sha256-checked, skops with the exact allowlist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from framework.errors import FrameworkError, UsageError
+
+PROG = "python -m framework predict"
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
+DEFAULT_CHUNK_ROWS = 100_000
+REASON = "invalid_reason"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Score a Parquet or CSV file with a registered model, "
+                                       "in chunks, checked against its input schema.")
+    p.add_argument("model", metavar="NAME@ALIAS|NAME/VERSION", help="the version to score with")
+    p.add_argument("input", metavar="INPUT", help="a .parquet, .csv or .tsv file")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="where the scored rows go (.parquet, .csv or .tsv)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="write rows that break the input schema to --invalid and go on")
+    p.add_argument("--invalid", default=None, metavar="PATH",
+                   help="where invalid rows go (default: OUTPUT.invalid.EXT)")
+    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
+                   help=f"rows per chunk (default {DEFAULT_CHUNK_ROWS:,}); bounds the memory")
+    p.add_argument("--registry", default=None, metavar="PATH",
+                   help="registry folder or URL (default: the project's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _format(path: str, what: str) -> str:
+    kind = FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise UsageError(f"{what} {path}: cannot tell the format from the extension; use one of "
+                         f"{', '.join(sorted(FORMATS))}")
+    return kind
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    scored: int = 0
+    invalid: int = 0
+    seconds: float = 0.0
+
+
+# -- reading and writing -------------------------------------------------------------------------
+
+def _chunks(path: str, kind: str, rows: int, number_columns: list[str]) -> Iterator[Any]:
+    import pandas as pd
+
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+                yield batch.to_pandas()
+            return
+        # numbers read as numbers; a cell that is not one stays text, so only its row fails
+        reader = iter(pd.read_csv(path, sep="\t" if kind == "tsv" else ",", chunksize=rows,
+                                  index_col=False))
+        while True:
+            # a row with more fields than the header is an error, never a shifted row
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                try:
+                    chunk = next(reader)
+                except StopIteration:
+                    return
+            for name in number_columns:
+                if name in chunk.columns and not pd.api.types.is_numeric_dtype(chunk[name]):
+                    converted = pd.to_numeric(chunk[name], errors="coerce")
+                    number = converted.notna() | chunk[name].isna()
+                    chunk[name] = converted if number.all() else \
+                        converted.astype(object).where(number, chunk[name])
+            yield chunk
+    except FrameworkError:
+        raise
+    except (OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"input {path}: cannot read as {kind}: {detail}") from None
+    except Exception as exc:  # pyarrow's and pandas' parser errors: the file's problem
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"input {path}: cannot read as {kind}: {detail}") from None
+
+
+def _rows_in(path: str, kind: str) -> int | None:
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:  # read errors are reported by the reader, with the file named
+            return None
+    return None
+
+
+class _Writer:
+    """Chunks appended to a temporary file beside ``path``, renamed into place by ``commit``."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        self._parquet: Any = None
+        self._schema: Any = None
+        self._started = False
+
+    def write(self, frame: Any) -> None:
+        if self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self.tmp, self._schema)
+            elif table.schema != self._schema:
+                table = table.cast(self._schema)
+            self._parquet.write_table(table)
+        else:
+            frame.to_csv(self.tmp, sep="\t" if self.kind == "tsv" else ",", index=False,
+                         mode="a" if self._started else "w", header=not self._started)
+        self._started = True
+
+    def commit(self, empty: Any) -> None:
+        if not self._started:
+            self.write(empty)  # the columns, no rows
+        if self._parquet is not None:
+            self._parquet.close()
+        with open(self.tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self._parquet is not None:
+            try:
+                self._parquet.close()
+            except Exception:  # the file goes anyway
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+def _reasons(compiled: Any, chunk: Any) -> Any:
+    """Per row, why its features break the schema ("" when they do not): ``column: rule``
+    joined. Only the schema's columns are checked: the others (ids, labels, a grouping column)
+    travel to the output as they are."""
+    import numpy as np
+
+    features = chunk[[c for c in chunk.columns if c in compiled.properties]]
+    reasons = np.full(len(chunk), "", dtype=object)
+    for (column, rule), rows in compiled.failing_rows(features).items():
+        text = f"{column}: {rule}" if column else rule
+        for r in rows.tolist():
+            reasons[r] = f"{reasons[r]}; {text}" if reasons[r] else text
+    return reasons
+
+
+def predict_file(model: str, input_path: str, output: str, *, skip_invalid: bool = False,
+                 invalid_path: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 registry: str | None = None, progress: bool = True) -> Summary:
+    """Score ``input_path`` with ``model`` (a registry URI) into ``output``; see the module."""
+    import numpy as np
+    import pandas as pd
+
+    from framework.registry import open_registry
+    from framework.schema import compile_schema, number_columns
+
+    in_kind, out_kind = _format(input_path, "input"), _format(output, "output")
+    if not os.path.isfile(input_path):
+        raise UsageError(f"input {input_path}: file not found")
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be at least 1, not {chunk_rows}")
+    if Path(output).resolve() == Path(input_path).resolve():
+        raise UsageError(f"output {output} is the input: write the scores elsewhere")
+    if invalid_path is None:
+        suffix = Path(output).suffix
+        invalid_path = str(Path(output).with_suffix(f".invalid{suffix}"))
+    invalid_kind = _format(invalid_path, "--invalid")
+
+    with open_registry(registry, create=False) as reg:
+        mv = reg.resolve(model)
+        estimator = reg.load(mv)
+    schema = mv.serving_schema()
+    if not schema:
+        raise UsageError(f"{mv.name} v{mv.version} was registered without an input schema: "
+                         "there is nothing to check the rows against")
+    compiled = compile_schema(schema, source=f"{mv.name} v{mv.version} input schema",
+                              checked=True)
+    columns = list(compiled.properties)
+    classes = getattr(estimator, "classes_", None)
+    proba = callable(getattr(estimator, "predict_proba", None)) and classes is not None
+    added = ["prediction", *([f"score_{c}" for c in classes] if proba else [])]
+
+    total = _rows_in(input_path, in_kind)
+    writer = _Writer(output, out_kind)
+    bad = _Writer(invalid_path, invalid_kind) if skip_invalid else None
+    summary = Summary()
+    t0 = time.perf_counter()
+    bar = _progress(progress, total, f"{mv.name} v{mv.version}")
+    try:
+        first: Any = None
+        for chunk in _chunks(input_path, in_kind, chunk_rows, number_columns(schema)):
+            chunk = chunk.reset_index(drop=True)
+            if first is None:
+                first = chunk.iloc[:0]
+                clash = [c for c in added if c in chunk.columns]
+                if clash:
+                    raise UsageError(f"input {input_path} already has the column(s) "
+                                     f"{', '.join(clash)} the scores would go to; rename them")
+            reasons = _reasons(compiled, chunk)
+            invalid = reasons != ""
+            if invalid.any():
+                if not skip_invalid:
+                    row = int(np.flatnonzero(invalid)[0])
+                    raise UsageError(
+                        f"input {input_path}, row {summary.rows + row}: {reasons[row]} (schema "
+                        f"of {mv.name} v{mv.version}); nothing was written. --skip-invalid "
+                        "scores the valid rows and writes the others apart")
+                assert bad is not None
+                bad.write(chunk[invalid].assign(**{REASON: reasons[invalid]}))
+                summary.invalid += int(invalid.sum())
+                chunk = chunk[~invalid].reset_index(drop=True)
+            if len(chunk):
+                writer.write(_score(estimator, chunk, columns, classes if proba else None))
+                summary.scored += len(chunk)
+            summary.rows += len(reasons)
+            bar.advance(len(reasons))
+        empty = (first if first is not None else pd.DataFrame(columns=columns))
+        writer.commit(empty.assign(**{c: pd.Series(dtype="float64") for c in added}))
+        if bad is not None and summary.invalid:
+            bad.commit(empty.assign(**{REASON: pd.Series(dtype="object")}))
+    except BaseException:
+        writer.discard()
+        if bad is not None:
+            bad.discard()
+        raise
+    finally:
+        bar.stop()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _score(estimator: Any, chunk: Any, columns: list[str], classes: Any) -> Any:
+    X = chunk[columns]
+    out = chunk.copy()
+    out["prediction"] = estimator.predict(X)
+    if classes is not None:
+        scores = estimator.predict_proba(X)
+        for j, c in enumerate(classes):
+            out[f"score_{c}"] = scores[:, j]
+    return out
+
+
+class _NoBar:
+    def advance(self, n: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, total: int | None, label: str) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._progress = Progress(TextColumn(f"scoring with {label}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn(),
+                                  TimeRemainingColumn(), transient=True,
+                                  console=_stderr_console())
+        self._task = self._progress.add_task("rows", total=total)
+        self._progress.start()
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(enabled: bool, total: int | None, label: str) -> Any:
+    return _Bar(total, label) if enabled and sys.stderr.isatty() else _NoBar()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    summary = predict_file(args.model, args.input, args.output, skip_invalid=args.skip_invalid,
+                           invalid_path=args.invalid, chunk_rows=args.chunk_rows,
+                           registry=args.registry, progress=not args.quiet)
+    rate = summary.rows / summary.seconds if summary.seconds else 0.0
+    line = (f"scored {summary.scored:,} of {summary.rows:,} rows into {args.output} in "
+            f"{summary.seconds:.2f} s ({rate:,.0f} rows/s)")
+    if summary.invalid:
+        invalid = args.invalid or str(Path(args.output).with_suffix(
+            f".invalid{Path(args.output).suffix}"))
+        line += f"; {summary.invalid:,} invalid row(s) written to {invalid}"
+    print(line)
+    return 0

@@ -1,0 +1,117 @@
+"""``python -m framework predict``: batch scoring of a file, in chunks, against the schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framework.errors import UsageError
+from framework.predict import predict_file
+from tests.conftest import cli_env
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, pd.DataFrame]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from framework.registry import open_registry
+    from framework.schema import infer_schema
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    root = tmp_path_factory.mktemp("predict")
+    with open_registry(root / "registry") as reg:
+        reg.register("bc", model, metrics={"roc_auc": 0.99}, input_schema=infer_schema(X))
+    return root / "registry", model, X
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "framework", "predict", *args], cwd=cwd,
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_scores_a_parquet_file_in_chunks_as_the_model_does(registered: Any,
+                                                          tmp_path: Path) -> None:
+    registry, model, X = registered
+    source = tmp_path / "new.parquet"
+    # a column the schema does not name rides along, unchecked and unseen by the model
+    X.assign(sample_id=[f"s{i}" for i in range(len(X))]).to_parquet(source, row_group_size=100)
+    one = predict_file("bc@champion", str(source), str(tmp_path / "one.parquet"),
+                       registry=str(registry), chunk_rows=1_000_000, progress=False)
+    many = predict_file("bc@champion", str(source), str(tmp_path / "many.parquet"),
+                        registry=str(registry), chunk_rows=64, progress=False)
+    assert one.rows == many.rows == one.scored == len(X) and one.invalid == 0
+    a = pd.read_parquet(tmp_path / "one.parquet")
+    b = pd.read_parquet(tmp_path / "many.parquet")
+    pd.testing.assert_frame_equal(a, b)  # chunking changes nothing
+    assert list(a.columns) == [*X.columns, "sample_id", "prediction", "score_0", "score_1"]
+    assert a["sample_id"].tolist() == [f"s{i}" for i in range(len(X))]
+    assert (a["prediction"].to_numpy() == model.predict(X)).all()
+    # the same numbers, to the last bits BLAS may order differently for another batch size
+    np.testing.assert_allclose(a[["score_0", "score_1"]].to_numpy(), model.predict_proba(X),
+                               rtol=1e-12, atol=1e-15)
+    pd.testing.assert_frame_equal(a[list(X.columns)], X)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_csv_with_an_invalid_row_is_refused_or_split_off(registered: Any,
+                                                          tmp_path: Path) -> None:
+    registry, model, X = registered
+    frame = X.head(50).copy()
+    column = X.columns[3]
+    frame[column] = frame[column].astype(object)
+    frame.loc[7, column] = "oops"
+    source = tmp_path / "new.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "scored.csv"
+    out.write_text("the previous scores\n")
+
+    proc = _cli("bc@champion", str(source), "-o", str(out), "--registry", str(registry),
+                "--chunk-rows", "20", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert f"new.csv, row 7: {column}: type" in proc.stderr and "nothing was written" in proc.stderr
+    assert out.read_text() == "the previous scores\n"  # kept as it was
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    proc = _cli("bc@champion", str(source), "-o", str(out), "--registry", str(registry),
+                "--chunk-rows", "20", "--skip-invalid", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "scored 49 of 50 rows" in proc.stdout and "1 invalid row(s)" in proc.stdout
+    scored = pd.read_csv(out)
+    invalid = pd.read_csv(tmp_path / "scored.invalid.csv")
+    assert len(scored) == 49 and invalid[column].tolist() == ["oops"]
+    assert invalid["invalid_reason"].tolist() == [f"{column}: type"]
+    valid = X.head(50).drop(index=7)
+    assert (scored["prediction"].to_numpy() == model.predict(valid)).all()
+
+
+def test_bad_inputs_are_clear_errors(registered: Any, tmp_path: Path) -> None:
+    registry, _, X = registered
+    shifted = tmp_path / "shifted.csv"  # a row with more fields than the header
+    shifted.write_text(",".join(X.columns) + "\n" + ",".join(["1"] * (len(X.columns) + 1))
+                       + "\n")
+    with pytest.raises(UsageError, match=r"input .*shifted\.csv: cannot read as csv"):
+        predict_file("bc@champion", str(shifted), str(tmp_path / "o.parquet"),
+                     registry=str(registry), progress=False)
+    clash = tmp_path / "clash.parquet"
+    X.assign(prediction=1).to_parquet(clash)
+    with pytest.raises(UsageError, match=r"already has the column\(s\) prediction"):
+        predict_file("bc@champion", str(clash), str(tmp_path / "o.parquet"),
+                     registry=str(registry), progress=False)
+    with pytest.raises(UsageError, match=r"cannot tell the format"):
+        predict_file("bc@champion", str(clash), str(tmp_path / "o.xlsx"),
+                     registry=str(registry), progress=False)
+    assert not (tmp_path / "o.parquet").exists()
+    proc = _cli("bc@champoin", str(clash), "-o", "o.parquet", "--registry", str(registry),
+                cwd=tmp_path)
+    assert proc.returncode == 2 and "no alias 'champoin'" in proc.stderr
+    assert "did you mean 'champion'" in proc.stderr
