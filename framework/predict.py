@@ -153,7 +153,10 @@ class _Writer:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
                 self._schema = table.schema
-                self._parquet = pq.ParquetWriter(self.tmp, self._schema)
+                # no dictionaries for floats: scores and measurements rarely repeat, and trying
+                # costs more than the rest of the write
+                coded = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+                self._parquet = pq.ParquetWriter(self.tmp, self._schema, use_dictionary=coded)
             elif table.schema != self._schema:
                 table = table.cast(self._schema)
             self._parquet.write_table(table)
@@ -201,6 +204,9 @@ def predict_file(model: str, input_path: str, output: str, *, skip_invalid: bool
                  invalid_path: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  registry: str | None = None, progress: bool = True) -> Summary:
     """Score ``input_path`` with ``model`` (a registry URI) into ``output``; see the module."""
+    from framework.io import preload_skops
+
+    preload_skops()  # before pandas: half of skops' import cost (see its docstring)
     import numpy as np
     import pandas as pd
 
