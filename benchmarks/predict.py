@@ -14,7 +14,8 @@ its peak memory (maximum resident set size) is read from ``getrusage`` of the fi
   reads the whole file, scores it, and writes the predictions (JSON);
 * ``python -m framework predict bc@champion input.csv -o out.csv``: the same CSV, checked against
   the schema chunk by chunk, written with the input's columns and the scores;
-* the same from Parquet to Parquet.
+* the same from Parquet to Parquet;
+* both again with ``--keep none``: the scores alone, as MLflow writes them.
 
 The predictions are compared (they must agree on every row). MLflow lives in its own venv
 (``python3 -m venv .venv-mlflow && .venv-mlflow/bin/pip install mlflow scikit-learn skops``).
@@ -46,8 +47,9 @@ mlflow.sklearn.save_model(model, sys.argv[1])
 """
 
 
-def write_inputs(rows: int, folder: Path) -> tuple[Path, Path]:
-    """``rows`` rows as CSV and Parquet, written chunk by chunk (never all in memory)."""
+def write_inputs(rows: int, folder: Path, *, csv_too: bool = True) -> tuple[Path, Path]:
+    """``rows`` rows as CSV (unless not ``csv_too``) and Parquet, written chunk by chunk (never
+    all in memory)."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -62,7 +64,7 @@ def write_inputs(rows: int, folder: Path) -> tuple[Path, Path]:
     csv, parquet = folder / "input.csv", folder / "input.parquet"
     writer = None
     chunk = 500_000
-    with open(csv, "w") as out:
+    with open(csv if csv_too else os.devnull, "w") as out:
         out.write(",".join(X.columns) + "\n")
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
@@ -70,7 +72,8 @@ def write_inputs(rows: int, folder: Path) -> tuple[Path, Path]:
             # inside the training data's ranges, which the inferred schema holds the rows to
             values = np.round(np.clip(values, low, high), 6)
             frame = pd.DataFrame(values, columns=X.columns)
-            frame.to_csv(out, header=False, index=False)
+            if csv_too:
+                frame.to_csv(out, header=False, index=False)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(parquet, table.schema)
@@ -101,7 +104,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--mlflow-python", default=str(REPO / ".venv-mlflow" / "bin" / "python"))
-    p.add_argument("--no-mlflow", action="store_true", help="only ours (memory at scale)")
+    p.add_argument("--no-mlflow", action="store_true",
+                   help="only ours, from Parquet (the memory bound at scale)")
     args = p.parse_args()
     mlflow_bin = Path(args.mlflow_python).parent / "mlflow"
     if not args.no_mlflow and not mlflow_bin.exists():
@@ -113,10 +117,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         root = Path(tmp)
         t = time.perf_counter()
-        csv, parquet = write_inputs(args.rows, root)
-        print(f"{args.rows:,} rows x 30 columns: CSV {csv.stat().st_size / 1e6:.0f} MB, Parquet "
-              f"{parquet.stat().st_size / 1e6:.0f} MB (written in {time.perf_counter() - t:.0f} s)",
-              flush=True)
+        csv, parquet = write_inputs(args.rows, root, csv_too=not args.no_mlflow)
+        sizes = (f"CSV {csv.stat().st_size / 1e6:.0f} MB, " if csv.exists() else "") + \
+            f"Parquet {parquet.stat().st_size / 1e6:.0f} MB"
+        print(f"{args.rows:,} rows x 30 columns: {sizes} (written in "
+              f"{time.perf_counter() - t:.0f} s)", flush=True)
 
         from framework.registry import open_registry
         from framework.schema import infer_schema
@@ -128,14 +133,22 @@ def main() -> int:
                          input_schema=infer_schema(scope["X"]))
         env = {"FRAMEWORK_REGISTRY": str(root / "registry")}
         results: dict[str, tuple[float, float]] = {}
-        results["ours, CSV -> CSV"] = timed(
-            [sys.executable, "-m", "framework", "predict", "bc@champion", str(csv), "-o",
-             str(root / "ours.csv"), "--quiet"], root, env)
-        print("ours (CSV) done", flush=True)
+        if csv.exists():
+            results["ours, CSV -> CSV"] = timed(
+                [sys.executable, "-m", "framework", "predict", "bc@champion", str(csv), "-o",
+                 str(root / "ours.csv"), "--quiet"], root, env)
+            print("ours (CSV) done", flush=True)
         results["ours, Parquet -> Parquet"] = timed(
             [sys.executable, "-m", "framework", "predict", "bc@champion", str(parquet), "-o",
              str(root / "ours.parquet"), "--quiet"], root, env)
         print("ours (Parquet) done", flush=True)
+        results["ours, Parquet -> Parquet, scores only (--keep none)"] = timed(
+            [sys.executable, "-m", "framework", "predict", "bc@champion", str(parquet), "-o",
+             str(root / "ours-scores.parquet"), "--quiet", "--keep", "none"], root, env)
+        if csv.exists():
+            results["ours, CSV -> CSV, scores only (--keep none)"] = timed(
+                [sys.executable, "-m", "framework", "predict", "bc@champion", str(csv), "-o",
+                 str(root / "ours-scores.csv"), "--quiet", "--keep", "none"], root, env)
         if not args.no_mlflow:
             subprocess.run([args.mlflow_python, "-c", MLFLOW_SAVE, str(root / "mlflow-model")],
                            check=True, capture_output=True)

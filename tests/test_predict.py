@@ -61,6 +61,16 @@ def test_scores_a_parquet_file_in_chunks_as_the_model_does(registered: Any,
                                rtol=1e-12, atol=1e-15)
     pd.testing.assert_frame_equal(a[list(X.columns)], X)
     assert not list(tmp_path.glob(".*.tmp"))
+    slim = predict_file("bc@champion", str(source), str(tmp_path / "slim.parquet"),
+                        registry=str(registry), chunk_rows=64, progress=False,
+                        keep=["sample_id"])
+    assert slim.scored == len(X)
+    c = pd.read_parquet(tmp_path / "slim.parquet")
+    assert list(c.columns) == ["sample_id", "prediction", "score_0", "score_1"]
+    assert (c["prediction"] == a["prediction"]).all()
+    with pytest.raises(UsageError, match=r"--keep sample: no such column"):
+        predict_file("bc@champion", str(source), str(tmp_path / "x.parquet"),
+                     registry=str(registry), progress=False, keep=["sample"])
 
 
 def test_a_csv_with_an_invalid_row_is_refused_or_split_off(registered: Any,
@@ -92,6 +102,14 @@ def test_a_csv_with_an_invalid_row_is_refused_or_split_off(registered: Any,
     assert invalid["invalid_reason"].tolist() == [f"{column}: type"]
     valid = X.head(50).drop(index=7)
     assert (scored["prediction"].to_numpy() == model.predict(valid)).all()
+
+    # once the data is fixed, the invalid file says so: no stale rows stay behind
+    frame.loc[7, column] = X.loc[7, column]
+    frame.to_csv(source, index=False)
+    proc = _cli("bc@champion", str(source), "-o", str(out), "--registry", str(registry),
+                "--skip-invalid", cwd=tmp_path)
+    assert proc.returncode == 0 and "scored 50 of 50 rows" in proc.stdout, proc.stderr
+    assert len(pd.read_csv(tmp_path / "scored.invalid.csv")) == 0
 
 
 def test_bad_inputs_are_clear_errors(registered: Any, tmp_path: Path) -> None:
