@@ -429,9 +429,13 @@ def postgres_main(args: argparse.Namespace) -> int:
         par_mlflow = _run_parallel(mlflow_py, "mlflow-one", root / "mlflow-par", args.procs,
                                    mlflow_env())
         ready = mlflow_env()
+        # in the run's folder: MLflow's default experiment keeps its artifacts in ./mlruns of
+        # the process that creates it
+        (root / "mlflow-par-ready").mkdir(parents=True, exist_ok=True)
         subprocess.run([mlflow_py, "-c", "import sys; from mlflow import MlflowClient; "
                         "MlflowClient(tracking_uri=sys.argv[1]).search_experiments()",
-                        ready["BENCH_MLFLOW_URI"]], check=True, capture_output=True)
+                        ready["BENCH_MLFLOW_URI"]], check=True, capture_output=True,
+                       cwd=root / "mlflow-par-ready")
         par_ready = _run_parallel(mlflow_py, "mlflow-one", root / "mlflow-par-ready",
                                   args.procs, ready)
         print(f"\n{args.procs} processes registering at once, each side in a fresh database",
