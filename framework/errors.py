@@ -8,6 +8,7 @@ into messages and exit codes; library code only raises them.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 from collections.abc import Iterable
 from typing import Any
@@ -44,6 +45,14 @@ class ConfigError(UserError):
 class UsageError(UserError):
     """A bad command line."""
 
+
+
+class UsageParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are :class:`UsageError` (exit 2, with the usage), not
+    ``sys.exit``: the CLI layer prints them and chooses the exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
 
 class SchemaError(UserError):
     """A schema file that cannot be read or is not a valid JSON Schema."""

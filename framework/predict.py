@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.errors import FrameworkError, UsageError
+from framework.errors import FrameworkError, UsageError, UsageParser
 
 PROG = "python -m framework predict"
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
@@ -44,13 +44,9 @@ DEFAULT_CHUNK_ROWS = 100_000
 REASON = "invalid_reason"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Score a Parquet or CSV file with a registered model, "
+    p = UsageParser(prog=PROG, description="Score a Parquet or CSV file with a registered model, "
                                        "in chunks, checked against its input schema.")
     p.add_argument("model", metavar="NAME@ALIAS|NAME/VERSION", help="the version to score with")
     p.add_argument("input", metavar="INPUT", help="a .parquet, .csv or .tsv file")
@@ -85,6 +81,7 @@ class Summary:
     scored: int = 0
     invalid: int = 0
     seconds: float = 0.0
+    invalid_path: str | None = None  # where invalid rows went (--skip-invalid)
 
 
 # -- reading and writing -------------------------------------------------------------------------
@@ -121,10 +118,7 @@ def _chunks(path: str, kind: str, rows: int, number_columns: list[str]) -> Itera
             yield chunk
     except FrameworkError:
         raise
-    except (OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"input {path}: cannot read as {kind}: {detail}") from None
-    except Exception as exc:  # pyarrow's and pandas' parser errors: the file's problem
+    except Exception as exc:  # OSError, pyarrow's and pandas' parser errors: the file's problem
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"input {path}: cannot read as {kind}: {detail}") from None
 
@@ -249,7 +243,7 @@ def predict_file(model: str, input_path: str, output: str, *, skip_invalid: bool
     total = _rows_in(input_path, in_kind)
     writer = _Writer(output, out_kind)
     bad = _Writer(invalid_path, invalid_kind) if skip_invalid else None
-    summary = Summary()
+    summary = Summary(invalid_path=invalid_path if skip_invalid else None)
     t0 = time.perf_counter()
     bar = _progress(progress, total, f"{mv.name} v{mv.version}")
     try:
@@ -324,13 +318,14 @@ class _NoBar:
 
 class _Bar:
     def __init__(self, total: int | None, label: str) -> None:
+        from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         self._progress = Progress(TextColumn(f"scoring with {label}"), BarColumn(),
                                   MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn(),
                                   TimeRemainingColumn(), transient=True,
-                                  console=_stderr_console())
+                                  console=Console(stderr=True))
         self._task = self._progress.add_task("rows", total=total)
         self._progress.start()
 
@@ -339,12 +334,6 @@ class _Bar:
 
     def stop(self) -> None:
         self._progress.stop()
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _progress(enabled: bool, total: int | None, label: str) -> Any:
@@ -364,8 +353,6 @@ def main(argv: list[str]) -> int:
     line = (f"scored {summary.scored:,} of {summary.rows:,} rows into {args.output} in "
             f"{summary.seconds:.2f} s ({rate:,.0f} rows/s)")
     if summary.invalid:
-        invalid = args.invalid or str(Path(args.output).with_suffix(
-            f".invalid{Path(args.output).suffix}"))
-        line += f"; {summary.invalid:,} invalid row(s) written to {invalid}"
+        line += f"; {summary.invalid:,} invalid row(s) written to {summary.invalid_path}"
     print(line)
     return 0

@@ -21,19 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from framework.errors import UsageError
+from framework.errors import UsageError, UsageParser
 
 PROG = "python -m framework monitor"
 EXIT_ALARM = 3
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Watch a served model: data drift, prediction drift, "
+    p = UsageParser(prog=PROG, description="Watch a served model: data drift, prediction drift, "
                 "schema violations, realized and estimated performance, fairness. Exit 0: no "
                 "alarm, 3: an alarm, 2: a user error, 1: a failure. Also: `monitor label FILE`, "
                 "`monitor history NAME`.")
@@ -61,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _label_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"{PROG} label", description="Store ground truth for logged predictions: "
+    p = UsageParser(prog=f"{PROG} label", description="Store ground truth for logged predictions: "
                 "a CSV or Parquet file of request_id[,row],<label> rows.")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--model", default=None, help="the model whose log the ids belong to "
@@ -74,7 +70,7 @@ def _label_parser() -> argparse.ArgumentParser:
 
 
 def _history_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"{PROG} history", description="Every recorded monitor run of a model.")
+    p = UsageParser(prog=f"{PROG} history", description="Every recorded monitor run of a model.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="the latest N runs")
     p.add_argument("--registry", default=None, metavar="PATH")

@@ -17,7 +17,7 @@ from typing import Any
 
 from framework.console import Out
 from framework.console import table as _table
-from framework.errors import UsageError
+from framework.errors import UsageParser
 from framework.registry.core import (ModelRef, compare, flatten, open_registry, parse_uri,
                                      registry_path)
 from framework.registry.store import CHAMPION, ModelVersion
@@ -25,18 +25,14 @@ from framework.registry.store import CHAMPION, ModelVersion
 PROG = "python -m framework registry"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     common.add_argument("--registry", default=None, metavar="PATH",
                         help="registry folder (default: registry.path in params.yaml)")
-    p = _Parser(prog=PROG, description="Inspect and manage registered models.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = UsageParser(prog=PROG, description="Inspect and manage registered models.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     sub.required = True
     ls = sub.add_parser("list", parents=[common], help="models, versions, key metrics, aliases")
     ls.add_argument("--all", action="store_true", help="also the archived versions")

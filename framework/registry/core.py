@@ -189,19 +189,32 @@ def registry_url(registry: str | os.PathLike[str] | None = None, *,
 
 def _dvc_remote_name(value: str, project_dir: Path) -> str | None:
     """The DVC remote ``value`` names: ``remote://NAME``, or a bare NAME that the project's
-    ``.dvc/config`` (or ``config.local``) defines; None when it is a folder."""
+    ``.dvc/config`` (or ``config.local``) defines; None when it is a folder. The config files are
+    read once per version of them (a server opens its registry on every request)."""
     if value.startswith("remote://"):
         return value[len("remote://"):].strip("/")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
         return None
-    section = re.compile(r"""^\s*\[\s*['"]?remote\s+"%s"['"]?\s*\]""" % re.escape(value), re.M)
-    for config in ("config", "config.local"):
+    versions = []
+    for name in ("config", "config.local"):
         try:
-            if section.search((project_dir / ".dvc" / config).read_text(errors="replace")):
-                return value
+            st = (project_dir / ".dvc" / name).stat()
+            versions.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            versions.append(None)
+    return value if _dvc_defines(value, str(project_dir.absolute()), tuple(versions)) else None
+
+
+@functools.lru_cache(maxsize=16)
+def _dvc_defines(remote: str, project_dir: str, _versions: tuple[Any, ...]) -> bool:
+    section = re.compile(r"""^\s*\[\s*['"]?remote\s+"%s"['"]?\s*\]""" % re.escape(remote), re.M)
+    for name in ("config", "config.local"):
+        try:
+            if section.search((Path(project_dir) / ".dvc" / name).read_text(errors="replace")):
+                return True
         except OSError:
             continue
-    return None
+    return False
 
 
 def artifacts_location(root: Path, *, project_dir: str | os.PathLike[str] = "."

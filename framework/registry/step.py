@@ -48,7 +48,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from framework.errors import ConfigError, SchemaError, SchemaViolation, UsageError, did_you_mean
+from framework.errors import (ConfigError, SchemaError, SchemaViolation, UsageError, UsageParser,
+                              did_you_mean)
 from framework.registry.core import (ENV_SWEEP_ID, Registration, check_name, open_registry,
                                      registry_path)
 
@@ -60,13 +61,9 @@ _REGISTRY_KEYS = ("path", "url", "artifacts", "model_name", "primary_metric", "d
                   "target", "exclude_from_features")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m framework register",
+    p = UsageParser(prog="python -m framework register",
                 description="Gate, record and maybe promote a trained model (the register stage).")
     p.add_argument("--model", required=True, help="the model file (skops)")
     p.add_argument("--metrics", required=True, help="metrics JSON: a flat object of numbers")

@@ -14,9 +14,9 @@ import os
 import re
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Sequence
 from typing import Any
 
 from framework.errors import RegistryError, UsageError

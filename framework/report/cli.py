@@ -17,18 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from framework.errors import UsageError
+from framework.errors import UsageError, UsageParser
 
 PROG = "python -m framework report"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Write one self-contained HTML file (no network, opens "
+    p = UsageParser(prog=PROG, description="Write one self-contained HTML file (no network, opens "
                 "from disk) of the registry's versions, a comparison of versions, or a sweep.")
     p.add_argument("name", nargs="?", metavar="NAME", help="a model (default: every model and "
                    "the latest sweep)")
@@ -90,7 +86,7 @@ def main(argv: list[str]) -> int:
 
 
 def ui_main(argv: list[str]) -> int:
-    p = _Parser(prog="python -m framework ui", description=(
+    p = UsageParser(prog="python -m framework ui", description=(
         "Serve the report's pages live from the registry: /, /models/NAME, "
         "/models/NAME/compare?v=3,7, /sweeps/ID. Read-only, and without any login: it binds "
         "to 127.0.0.1 by default and must not be exposed beyond this machine."))

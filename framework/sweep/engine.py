@@ -773,7 +773,7 @@ def _register(task: TrialTask, model_path: Path, metrics: dict[str, Any],
             direction=reg.direction, lineage=lineage, sweep_id=task.sweep_id,
             tags={"sweep": task.sweep_id, "trial": str(task.trial.index),
                   "overrides": " ".join(task.trial.swept)}, promote=False,
-            check_types=checked_sha256 is None or checked_sha256 != model_sha)
+            check_types=checked_sha256 != model_sha)
     schema_sha = hashlib.sha256((spec.root / reg.input_schema).read_bytes()).hexdigest()
     return registration, dvc_receipt(registration, schema_sha256=schema_sha,
                                      registry=str(cfg.get("path", ".framework/registry")))

@@ -9,24 +9,19 @@ Exit 0 when nothing fails (warnings included), 1 when a check fails, 2 for a use
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from framework.errors import UsageError
+from framework.errors import UsageError, UsageParser
 
 PROG = "python -m framework test"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
 
 def main(argv: list[str]) -> int:
-    p = _Parser(prog=PROG, description="Run the checks generated from the pipeline's config: "
+    p = UsageParser(prog=PROG, description="Run the checks generated from the pipeline's config: "
                 "stage contracts and schema edges, determinism, ranges, leakage, scaling, "
                 "serving skew, train/test drift, gates. Exit 0: nothing failed, 1: a check "
                 "failed, 2: a user error.")
