@@ -68,11 +68,16 @@ def fit_model() -> tuple[Any, Any]:
 def prepare_ours(workdir: Path) -> tuple[str, list[str], list[list[float]]]:
     """Register the model in ``workdir/registry``; return the registry path and the data."""
     from framework.registry import open_registry
+    from framework.registry.step import serving_schema
 
     from framework.monitor.profile import build
 
     model, X = fit_model()
-    schema = json.loads((REPO / "schemas" / "features.json").read_text())
+    # the input schema the register step records: the table's, without the columns that are
+    # not model inputs (the grouping column clinic)
+    schema = serving_schema(json.loads((REPO / "schemas" / "features.json").read_text()),
+                            ["clinic"], file="benchmarks/serve.py",
+                            source="schemas/features.json")
     registry = workdir / "registry"
     table = X.assign(target=model.predict(X))
     profile, predictions = build(table, schema=schema, target="target", model=model,
