@@ -24,6 +24,7 @@ VERBS: dict[str, str] = {
     "register": "framework.registry.step:main",
     "serve": "framework.serve:main",
     "predict": "framework.predict:main",
+    "package": "framework.deploy.cli:main",
     "sweep": "framework.sweep.cli:main",
     "monitor": "framework.monitor.cli:main",
     "report": "framework.report.cli:main",
@@ -45,6 +46,7 @@ verbs:
   sweep ...             show, list, apply recorded sweeps
   serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST (logs every prediction)
   predict MODEL IN -o OUT  score a Parquet or CSV file in chunks, checked against the schema
+  package MODEL -o DIR  an installable wheel with a <name>-serve command; verify, push, list, pull
   monitor MODEL         drift, decay and fairness; exit 3 on an alarm; label, history
   report [NAME [V...]]  one offline HTML file: versions, comparisons, sweeps, in pictures
   ui                    the same pages live from the registry, on 127.0.0.1

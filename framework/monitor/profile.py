@@ -36,6 +36,10 @@ DISCRETE_MAX = 20
 CALIBRATION_BINS = 10
 PROFILE = "profile"
 TEST_PREDICTIONS = "test_predictions"
+#: The first rows of the test table as the model takes them (Parquet): a package's input example,
+#: whose expected predictions are the first rows of ``test_predictions``.
+INPUT_EXAMPLE = "input_example"
+EXAMPLE_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,20 @@ def calibration_error(proba: np.ndarray, classes: np.ndarray, y_true: np.ndarray
             total += abs(float(correct[mask].mean()) - float(confidence[mask].mean())) * \
                 float(mask.mean())
     return round(total, 6)
+
+
+def example_bytes(test: Any, schema: Mapping[str, Any] | None, target: str | None) -> bytes:
+    """The first :data:`EXAMPLE_ROWS` rows of ``test`` as the model takes them (the schema's
+    columns, in its order; the target left out), as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = test.drop(columns=[target]) if target and target in test.columns else test
+    names = [c for c in ((schema or {}).get("properties") or {}) if c in x.columns]
+    head = (x[names] if names else x).head(EXAMPLE_ROWS)
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(head, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue()
 
 
 def read_test_predictions(data: bytes) -> Any:

@@ -81,6 +81,7 @@ class RemoteArtifacts:
         except DvcException as exc:
             raise RegistryError(f"registry.artifacts: DVC remote {name!r}: {exc}") from None
         self.fs = remote.fs
+        self.root = remote.path
         self.base = self.fs.join(remote.path, self.PREFIX, "sha256")
         self.where = f"DVC remote {name!r} ({remote.path})"
 

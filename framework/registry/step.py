@@ -262,11 +262,13 @@ def summary(reg: Registration) -> str:
 def reference_companions(model_path: str, reference: str, test_path: str | None,
                          schema: dict[str, Any], target: str | None,
                          excluded: Sequence[str] = ()) -> dict[str, bytes]:
-    """The profile of the training table and the model's per-row predictions on the test table
-    (:mod:`framework.monitor.profile`), as the artifacts stored with the version; the
-    ``excluded`` columns (not model inputs) are left out of both."""
+    """The profile of the training table, the model's per-row predictions on the test table and
+    that table's first rows (a package's input example; :mod:`framework.monitor.profile`), as
+    the artifacts stored with the version; the ``excluded`` columns (not model inputs) are left
+    out of all three."""
     from framework import io
-    from framework.monitor.profile import PROFILE, TEST_PREDICTIONS, build
+    from framework.monitor.profile import INPUT_EXAMPLE, PROFILE, TEST_PREDICTIONS, build, \
+        example_bytes
 
     if not Path(reference).is_file():
         raise UsageError(f"--reference {reference} does not exist")
@@ -278,6 +280,7 @@ def reference_companions(model_path: str, reference: str, test_path: str | None,
     out = {PROFILE: profile.to_bytes()}
     if predictions is not None:
         out[TEST_PREDICTIONS] = predictions
+        out[INPUT_EXAMPLE] = example_bytes(test, schema, target)
     return out
 
 

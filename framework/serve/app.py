@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -194,6 +194,16 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
     except BaseException:
         reg.close()
         raise
+    return build_app(served, predlog, limits=limits, monitor_window=monitor_window,
+                     on_close=reg.close)
+
+
+def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
+              monitor_window: int = DEFAULT_WINDOW,
+              on_close: Callable[[], None] | None = None) -> Starlette:
+    """The app serving ``served`` (a :class:`ServedModel`, or any object with its ``current``,
+    ``alias``, ``follows``, ``poll_interval``, ``openapi``, ``last_error`` and ``ref``), logging
+    to ``predlog``; ``on_close`` runs at shutdown."""
     metrics = Metrics(ROUTES)
     live = LiveWindow(monitor_window)
     predlog.listeners.append(live.add)
@@ -326,7 +336,7 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = None
-        if served.follows and poll_interval > 0:
+        if served.follows and served.poll_interval > 0:
             task = asyncio.create_task(served.follow(metrics))
         predlog.start()
         try:
@@ -338,7 +348,8 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
                     await task
             executor.shutdown(wait=False, cancel_futures=True)
             await asyncio.to_thread(predlog.close)  # a graceful shutdown loses no logged row
-            reg.close()
+            if on_close is not None:
+                on_close()
 
     routes = [
         Route("/invocations", invocations, methods=["POST"]),

@@ -42,24 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    d = Limits()
-    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
-                   help=f"largest request body accepted, 413 beyond (default {d.max_body_bytes})")
-    p.add_argument("--max-cells", type=int, default=d.max_cells,
-                   help=f"largest rows x columns of one request, 413 beyond (default "
-                        f"{d.max_cells})")
-    p.add_argument("--max-concurrency", type=int, default=d.max_concurrency,
-                   help=f"/invocations requests in flight, 503 with Retry-After beyond (default "
-                        f"{d.max_concurrency})")
-    p.add_argument("--threads", type=int, default=0,
-                   help="threads that decode and score large requests (default: one per core, "
-                        "2 to 8)")
-    p.add_argument("--header-timeout", type=float, default=d.header_timeout,
-                   help=f"seconds to receive a request's headers (default {d.header_timeout:g})")
-    p.add_argument("--body-timeout", type=float, default=d.body_timeout,
-                   help=f"seconds to receive a request's body (default {d.body_timeout:g})")
-    p.add_argument("--max-connections", type=int, default=d.max_connections,
-                   help=f"open connections, 503 beyond (default {d.max_connections})")
+    add_limit_flags(p)
     p.add_argument("--trust", action="append", default=[], metavar="MODULE.NAME",
                    help="a class or function the model file may name beyond the allowlist "
                         "(repeatable; exact names only; the project's trusted_types are "
@@ -81,6 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     return p
+
+
+def add_limit_flags(p: argparse.ArgumentParser) -> None:
+    """The bounds on each request and connection (shared with a package's server)."""
+    d = Limits()
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                   help=f"largest request body accepted, 413 beyond (default {d.max_body_bytes})")
+    p.add_argument("--max-cells", type=int, default=d.max_cells,
+                   help=f"largest rows x columns of one request, 413 beyond (default "
+                        f"{d.max_cells})")
+    p.add_argument("--max-concurrency", type=int, default=d.max_concurrency,
+                   help=f"/invocations requests in flight, 503 with Retry-After beyond (default "
+                        f"{d.max_concurrency})")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads that decode and score large requests (default: one per core, "
+                        "2 to 8)")
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout,
+                   help=f"seconds to receive a request's headers (default {d.header_timeout:g})")
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout,
+                   help=f"seconds to receive a request's body (default {d.body_timeout:g})")
+    p.add_argument("--max-connections", type=int, default=d.max_connections,
+                   help=f"open connections, 503 beyond (default {d.max_connections})")
 
 
 def main(argv: list[str]) -> int:
@@ -234,8 +239,6 @@ def _serve_one(args: argparse.Namespace) -> int:
             from framework.io import preload_skops
 
             preload_skops()  # before the web stack and pandas: see its docstring
-            import uvicorn
-
             from framework.serve.app import create_app
 
             app = create_app(args.model, registry=args.registry, limits=args.limits,
@@ -245,6 +248,14 @@ def _serve_one(args: argparse.Namespace) -> int:
         except BaseException:
             sock.close()
             raise
+    return run_app(app, args, sock)
+
+
+def run_app(app: Any, args: argparse.Namespace, sock: socket.socket) -> int:
+    """Serve ``app`` on ``sock`` until a signal stops it; print the ready line once it
+    answers. 0 after a graceful stop, 1 when it never started."""
+    import uvicorn
+
     served = app.state.served
     port = sock.getsockname()[1]
 

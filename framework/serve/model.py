@@ -358,7 +358,14 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
                  numpy_mode: bool = True, trusted: tuple[str, ...] | None = None) -> LoadedModel:
     """Load ``mv`` from ``registry`` (hash-checked, the exact skops allowlist plus ``trusted``),
     compile its schema once and decide the fast path and numpy mode."""
-    estimator = registry.load(mv, trusted=trusted)
+    return ready(mv, registry.load(mv, trusted=trusted), alias=alias, numpy_mode=numpy_mode,
+                 profile=_profile(registry, mv))
+
+
+def ready(mv: ModelVersion, estimator: Any, *, alias: str | None, numpy_mode: bool = True,
+          profile: Any = None) -> LoadedModel:
+    """``estimator`` (version ``mv``, loaded and checked) ready to score: its schema compiled,
+    the fast path and numpy mode decided; ``profile`` feeds the drift gauges."""
     schema = mv.serving_schema()
     compiled = compile_schema(schema, source=f"{mv.name} v{mv.version} input schema", checked=True) \
         if schema else None
@@ -392,7 +399,7 @@ def load_version(registry: Any, mv: ModelVersion, *, alias: str | None,
     return LoadedModel(version=mv, estimator=estimator, alias=alias, schema=schema,
                        compiled=compiled, columns=columns, features=features, plan=plan,
                        numpy_mode=use_numpy, array_input=array_input, methods=methods,
-                       decoder=Decoder.from_schema(schema), profile=_profile(registry, mv))
+                       decoder=Decoder.from_schema(schema), profile=profile)
 
 
 def _profile(registry: Any, mv: ModelVersion) -> Any:
