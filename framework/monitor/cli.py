@@ -6,6 +6,7 @@
                   [--retrain [-- OVERRIDES ...]] [--no-record]
     monitor label FILE [--model NAME] [--column NAME]
     monitor history NAME [--limit N] [--json]
+    monitor compare NAME [--last N | --since 24h] [--promote] [--json]
 
 Exit codes, the retrain trigger for a scheduler or CI: 0 no alarm, 3 an alarm under the policy
 (also after a retrain: the alarm was real), 2 a user error (unknown model, unreadable batch, bad
@@ -83,6 +84,8 @@ def main(argv: list[str]) -> int:
         return label_main(argv[1:])
     if argv[:1] == ["history"]:
         return history_main(argv[1:])
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     overrides: list[str] = []
     if "--" in argv:
         at = argv.index("--")
@@ -287,3 +290,66 @@ def _spark(share: float) -> str:
     """A bar of eight cells for a share of drifted columns."""
     filled = round(max(0.0, min(1.0, share)) * 8)
     return "█" * filled + "·" * (8 - filled)
+
+
+def compare_main(argv: list[str]) -> int:
+    p = UsageParser(prog=f"{PROG} compare", description="The versions of a model that served "
+                    "traffic (serve --split, --shadow) side by side: requests, latency, "
+                    "predictions, agreement, realized metrics, and a sequential test of the "
+                    "challenger against the champion (monitor.ab of params.yaml).")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--last", type=int, default=None, metavar="N", help="the latest N logged "
+                   "rows (default: every row)")
+    p.add_argument("--since", default=None, metavar="DURATION", help="logged in the last "
+                   "DURATION (30m, 24h, 7d)")
+    p.add_argument("--promote", action="store_true", help="move the champion alias to the "
+                   "challenger when it wins (also: monitor.ab.promote: true)")
+    p.add_argument("--registry", default=None, metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.last is not None and args.last < 1:
+        raise UsageError(f"{PROG} compare: --last must be at least 1, found {args.last}")
+    import time
+
+    from framework.monitor.ab import compare, promote_if_won
+    from framework.monitor.policy import parse_duration, project_policy
+    from framework.registry import open_registry
+    from framework.registry.core import check_name
+
+    check_name(args.name)
+    ab = project_policy().ab
+    since = time.time() - parse_duration(args.since, key="--since") if args.since else None
+    with open_registry(args.registry, create=False) as reg:
+        reg.resolve(f"{args.name}/latest")  # an unknown model is exit 2, naming it
+        result = compare(reg, args.name, ab, last=args.last, since=since)
+        if args.promote or ab.promote:
+            promote_if_won(reg, result, ab)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    from framework.console import Out, table
+
+    rows = []
+    for g in result.groups:
+        preds = ", ".join(f"{k} {v:.0%}" if k not in ("mean", "std") else f"{k} {v:g}"
+                          for k, v in g.predictions.items())
+        rows.append((g.label, g.requests, g.rows, _num(g.latency_p50, 3),
+                     _num(g.latency_p95, 3), preds, g.labelled, _num(g.metric),
+                     "" if g.agreement is None else f"{g.agreement:.1%}"))
+    metric = result.test.metric if result.test else (ab.metric or "metric")
+    print(f"{args.name}: {result.rows} logged rows" + (f", the latest {args.last}"
+                                                       if args.last else ""))
+    Out().print(table(None, ["alias", "requests", "rows", "p50 ms", "p95 ms", "predictions",
+                             "labelled", metric, "agreement"], rows,
+                      right=["requests", "rows", "p50 ms", "p95 ms", "labelled", metric,
+                             "agreement"]))
+    if result.test is None:
+        print(f"no test: the log holds no {ab.champion} and {ab.challenger} traffic "
+              "(monitor.ab.champion, .challenger)")
+    else:
+        t = result.test
+        kind = "paired, the same rows" if t.paired else "independent samples"
+        print(f"{t.challenger} against {t.champion} ({kind}, mSPRT): {t.message}")
+    if result.promotion_note:
+        print(result.promotion_note)
+    return 0

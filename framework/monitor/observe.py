@@ -36,7 +36,7 @@ def from_log(registry: Registry, mv: ModelVersion, policy: Policy) -> Observed:
     """The version's logged rows within the policy's window, with their labels."""
     import pyarrow.compute as pc
 
-    from framework.serve.predlog import EXTRA_PREFIX, read_log
+    from framework.serve.predlog import EXTRA_PREFIX, META_COLUMNS, read_log
 
     window = policy.window
     since = time.time() - window.since if window.since is not None else None
@@ -48,7 +48,7 @@ def from_log(registry: Registry, mv: ModelVersion, policy: Policy) -> Observed:
     ok = table.filter(pc.equal(table["status"], "ok"))
     refused = table.filter(pc.equal(table["status"], "refused"))
     names = table.schema.names
-    feature_names = [n for n in names if n not in _META and not n.startswith(EXTRA_PREFIX)
+    feature_names = [n for n in names if n not in META_COLUMNS and not n.startswith(EXTRA_PREFIX)
                      and n != "prediction" and not n.startswith("proba_")]
     features = ok.select(feature_names).to_pandas()
     predictions = ok["prediction"].to_numpy(zero_copy_only=False)
@@ -77,7 +77,6 @@ def from_log(registry: Registry, mv: ModelVersion, policy: Policy) -> Observed:
                     source="prediction log")
 
 
-_META = ("request_id", "row", "time", "version", "status", "error_code", "error_columns")
 
 
 def read_batch(path: str, mv: ModelVersion) -> Any:
@@ -168,20 +167,22 @@ def labelled_rows(registry: Registry, name: str, *, target: str) -> Any:
     import pandas as pd
     import pyarrow.compute as pc
 
-    from framework.serve.predlog import EXTRA_PREFIX, read_log
+    from framework.serve.predlog import EXTRA_PREFIX, META_COLUMNS, read_log
 
     table = read_log(registry.root, name)
     if table is None:
         return pd.DataFrame()
     ok = table.filter(pc.equal(table["status"], "ok"))
     frame = ok.to_pandas()
+    if "shadow" in frame.columns:  # a shadow's rows repeat requests another version answered
+        frame = frame[frame["shadow"] != True]  # noqa: E712 - null (older segments) is not shadow
     frame = frame.drop_duplicates(subset=["request_id", "row"], keep="last")
     keys = list(zip(frame["request_id"].tolist(), frame["row"].tolist()))
     found = registry.store.get_labels(keys)
     mask = np.array([k in found for k in keys], dtype=bool)
     frame = frame[mask].copy()
     frame[target] = [found[k] for k, m in zip(keys, mask) if m]
-    keep = [c for c in frame.columns if c not in _META and not c.startswith(EXTRA_PREFIX)
+    keep = [c for c in frame.columns if c not in META_COLUMNS and not c.startswith(EXTRA_PREFIX)
             and c != "prediction" and not c.startswith("proba_")]
     # the columns logged alongside (a fairness policy's group, say) come back under their own
     # names, so that a retrain's feedback rows carry them as the pipeline's tables do

@@ -70,7 +70,10 @@ FAIRNESS_METRICS = ("selection_rate", "accuracy", "tpr", "fpr", "precision")
 LABEL_FREE_FAIRNESS = frozenset({"selection_rate"})
 CHECKS = ("data_drift", "prediction_drift", "schema", "performance", "estimated_performance",
           "fairness")
-TOP_KEYS = ("window", "min_rows", *CHECKS, "log_columns", "retrain")
+TOP_KEYS = ("window", "min_rows", *CHECKS, "log_columns", "retrain", "ab")
+#: What ``monitor compare`` tests per labelled row: a classifier's correctness, a regressor's
+#: absolute or squared error.
+AB_METRICS = ("accuracy", "mae", "mse")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -132,6 +135,21 @@ class Fairness:
 
 
 @dataclass(frozen=True)
+class AB:
+    """``monitor.ab``: how ``serve --split`` assigns requests and ``monitor compare`` judges
+    the challenger against the champion on their realized labels."""
+
+    key: str | None = None           # the header requests are assigned by (X-Request-ID)
+    champion: str = "champion"
+    challenger: str = "challenger"
+    metric: str | None = None        # accuracy (classifiers) or mae/mse (regressors)
+    confidence: float = 0.95
+    min_labels: int = 100            # labelled rows each arm needs before a verdict
+    tau: float = 0.05                # the mixture's scale: the size of difference expected
+    promote: bool = False            # move the champion alias when the challenger wins
+
+
+@dataclass(frozen=True)
 class Window:
     last: int | None = 10_000
     since: float | None = None  # seconds before now
@@ -162,6 +180,7 @@ class Policy:
     fairness: tuple[Fairness, ...] = ()
     log_columns: tuple[str, ...] = ()
     retrain: Retrain = Retrain()
+    ab: AB = AB()
 
     def logged_columns(self) -> tuple[str, ...]:
         """The request columns the server logs beside the model inputs: ``log_columns`` and
@@ -323,9 +342,47 @@ def parse(raw: Any, *, file: str = "params.yaml", key: str = "monitor",
         retrain = Retrain(when=tuple(on), input=target,
                           min_rows=r.integer(rt.get("min_rows", retrain.min_rows),
                                              f"{rkey}.min_rows"))
+    ab = _ab(r, block["ab"], f"{key}.ab") if block.get("ab") is not None else policy.ab
     return Policy(window=window, min_rows=min_rows, data_drift=drift, prediction_drift=pred,
                   schema=schema, performance=performance, estimated_performance=estimated,
-                  fairness=fairness, log_columns=log_columns, retrain=retrain)
+                  fairness=fairness, log_columns=log_columns, retrain=retrain, ab=ab)
+
+
+def _ab(r: _Reader, raw: Any, key: str) -> AB:
+    from framework.registry.core import check_alias
+
+    d = AB()
+    b = r.mapping(raw, key, ("key", "champion", "challenger", "metric", "confidence",
+                             "min_labels", "tau", "promote"))
+    header = b.get("key", d.key)
+    if header is not None and (not isinstance(header, str) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9_-]*", header)):
+        raise r.error(f"{key}.key", f"expected a request header name such as X-User-ID, "
+                                    f"found {header!r}")
+    aliases = {}
+    for k in ("champion", "challenger"):
+        value = b.get(k, getattr(d, k))
+        try:
+            aliases[k] = check_alias(str(value))
+        except Exception as exc:
+            raise r.error(f"{key}.{k}", str(exc)) from None
+    if aliases["champion"] == aliases["challenger"]:
+        raise r.error(f"{key}.challenger", "the challenger must be another alias than the "
+                                           "champion")
+    metric = b.get("metric", d.metric)
+    if metric is not None and metric not in AB_METRICS:
+        raise r.error(f"{key}.metric", f"unknown metric {metric!r}; known: "
+                                       f"{', '.join(AB_METRICS)}",
+                      hint=did_you_mean(str(metric), AB_METRICS))
+    promote = b.get("promote", d.promote)
+    if not isinstance(promote, bool):
+        raise r.error(f"{key}.promote", f"expected true or false, found {promote!r}")
+    return AB(key=header, metric=metric, promote=promote,
+              confidence=r.number(b.get("confidence", d.confidence), f"{key}.confidence",
+                                  lo=0.5, hi=0.9999),
+              min_labels=r.integer(b.get("min_labels", d.min_labels), f"{key}.min_labels"),
+              tau=r.number(b.get("tau", d.tau), f"{key}.tau", lo=0, lo_open=True),
+              **aliases)
 
 
 def _column_test(r: _Reader, raw: Any, key: str, default: ColumnTest) -> ColumnTest:

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -39,6 +42,7 @@ from starlette.routing import Route
 
 import framework
 from framework.registry import ModelRef, Registry, open_registry, parse_uri
+from framework.registry.core import check_alias
 from framework.serve import protocol
 from framework.serve.limits import (DEFAULT_POLL_INTERVAL, INLINE_BODY_BYTES, INLINE_CELLS,
                                     INLINE_COLUMNS, Limits)
@@ -56,6 +60,8 @@ from framework.serve.protocol import (BAD_REQUEST, ENDPOINT_NOT_FOUND, INTERNAL_
 log = logging.getLogger("framework.serve")
 
 ENV_CONFIG = "FRAMEWORK_SERVE_CONFIG"
+#: The header a ``--split`` assigns requests by, unless ``monitor.ab.key`` names another.
+DEFAULT_SPLIT_KEY = "x-request-id"
 ROUTES = ("/invocations", "/ping", "/health", "/version", "/metadata", "/metrics",
           "/openapi.json")
 _RETRY_FAILED_SECONDS = 60.0
@@ -123,7 +129,7 @@ class ServedModel:
         log.info("%s@%s moved: now serving v%d (was v%d)", loaded.version.name, self.alias,
                  loaded.version.version, previous.version.version)
 
-    async def follow(self, metrics: Metrics) -> None:
+    async def follow(self, metrics: Metrics, *, primary: bool = True) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
@@ -138,7 +144,63 @@ class ServedModel:
             if loaded is not None:
                 self.swap(loaded)
                 metrics.switches += 1
-                metrics.model = (loaded.version.name, loaded.version.version, self.alias or "")
+                if primary:
+                    metrics.model = (loaded.version.name, loaded.version.version,
+                                     self.alias or "")
+
+
+@dataclass
+class Arm:
+    """One alias of a ``--split``: its share of the traffic and the version it follows."""
+
+    alias: str
+    weight: float
+    served: ServedModel
+
+
+class Router:
+    """Assigns a request to an arm by its key (the ``key`` header, else its request id): the
+    key's hash, read as a number in [0, 1), falls in one arm's share of the cumulative weights,
+    so a client that sends the same key always meets the same arm."""
+
+    def __init__(self, arms: Sequence[Arm], key: str = DEFAULT_SPLIT_KEY) -> None:
+        total = float(sum(a.weight for a in arms))
+        self.arms = list(arms)
+        self.key = key.lower()
+        running, bounds = 0.0, []
+        for arm in arms:
+            running += arm.weight / total
+            bounds.append(running)
+        self.bounds = bounds
+
+    def pick(self, key: str) -> Arm:
+        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+        for arm, bound in zip(self.arms, self.bounds):
+            if h < bound:
+                return arm
+        return self.arms[-1]
+
+
+def parse_split(text: str) -> list[tuple[str, float]]:
+    """``champion=90,challenger=10`` as ``[("champion", 90.0), ("challenger", 10.0)]``."""
+    from framework.registry.core import check_alias
+
+    out: list[tuple[str, float]] = []
+    for part in str(text).split(","):
+        alias, sep, weight = part.strip().partition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = -1.0
+        if not sep or not alias or not (value >= 0 and math.isfinite(value)):
+            raise UsageError(f"--split {text!r}: expected ALIAS=WEIGHT,ALIAS=WEIGHT (e.g. "
+                             f"champion=90,challenger=10), found {part.strip()!r}")
+        out.append((check_alias(alias.strip()), value))
+    if len(out) < 2 or len({a for a, _ in out}) != len(out):
+        raise UsageError(f"--split {text!r}: name at least two different aliases")
+    if sum(w for _, w in out) <= 0:
+        raise UsageError(f"--split {text!r}: the weights add up to 0")
+    return out
 
 
 # -- responses -------------------------------------------------------------------------------------
@@ -164,7 +226,9 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
                numpy_mode: bool = True, trusted: Sequence[str] | None = None,
                log_predictions: float = 1.0, log_columns: Sequence[str] = (),
                monitor_window: int = DEFAULT_WINDOW,
-               log_flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> Starlette:
+               log_flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+               split: Sequence[tuple[str, float]] | None = None, shadow: str | None = None,
+               split_key: str = DEFAULT_SPLIT_KEY) -> Starlette:
     """The ASGI app serving ``model_uri`` (``NAME@ALIAS``, ``NAME/3``, ``models:/NAME@ALIAS``).
 
     The model is loaded here, before the app exists: an unknown model or a version that cannot be
@@ -175,14 +239,35 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
     prediction log (:mod:`framework.serve.predlog`; 0: none), with the request columns
     ``log_columns`` that the model does not take (a fairness group, for example); the latest
     ``monitor_window`` logged rows feed the drift gauges of ``/metrics``.
+
+    ``split`` (``[(alias, weight), ...]``, with ``model_uri`` a bare name) serves several aliases
+    of one model, each request assigned to one by its ``split_key`` header (sticky, see
+    :class:`Router`). ``shadow`` (an alias or a version number) also scores every request with
+    that version off the response path; both answers are logged.
     """
     limits = limits or Limits()
     quiet_feature_name_warning()
-    ref = parse_uri(model_uri)
+    if split:
+        from framework.registry.core import check_name
+
+        if any(c in model_uri for c in "@/:"):
+            raise UsageError(f"serve --split: name the model alone ({model_uri!r} names one "
+                             "version); the split says which aliases share its traffic")
+        refs = [ModelRef(check_name(model_uri), alias=alias) for alias, _ in split]
+    else:
+        refs = [parse_uri(model_uri)]
     reg = open_registry(registry, create=False)
+    options = {"poll_interval": poll_interval, "numpy_mode": numpy_mode,
+               "trusted": None if trusted is None else tuple(trusted)}
     try:
-        served = ServedModel(ref, reg, poll_interval=poll_interval, numpy_mode=numpy_mode,
-                             trusted=None if trusted is None else tuple(trusted))
+        arms = [Arm(ref.alias or "", weight, ServedModel(ref, reg, **options))  # type: ignore
+                for ref, (_, weight) in zip(refs, split or [("", 1.0)])]
+        served = arms[0].served
+        shadowed = None
+        if shadow:
+            target = ModelRef(refs[0].name, version=int(shadow)) if str(shadow).isdigit() \
+                else ModelRef(refs[0].name, alias=check_alias(shadow))
+            shadowed = ServedModel(target, reg, **options)  # type: ignore[arg-type]
         predlog = PredictionLog(reg.root, sample=log_predictions, extra_columns=log_columns,
                                 flush_interval=log_flush_interval)
         if predlog.enabled:
@@ -195,19 +280,32 @@ def create_app(model_uri: str, *, registry: str | os.PathLike[str] | None = None
         reg.close()
         raise
     return build_app(served, predlog, limits=limits, monitor_window=monitor_window,
-                     on_close=reg.close)
+                     on_close=reg.close,
+                     router=Router(arms, split_key) if split else None, shadow=shadowed)
 
 
 def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
               monitor_window: int = DEFAULT_WINDOW,
-              on_close: Callable[[], None] | None = None) -> Starlette:
+              on_close: Callable[[], None] | None = None, router: Router | None = None,
+              shadow: ServedModel | None = None) -> Starlette:
     """The app serving ``served`` (a :class:`ServedModel`, or any object with its ``current``,
     ``alias``, ``follows``, ``poll_interval``, ``openapi``, ``last_error`` and ``ref``), logging
-    to ``predlog``; ``on_close`` runs at shutdown."""
+    to ``predlog``; ``on_close`` runs at shutdown. With a ``router``, each request is scored by
+    the arm it assigns (``served`` is the first arm); with a ``shadow``, every scored request is
+    scored again by it in a thread of its own, after the answer is on its way."""
     metrics = Metrics(ROUTES)
     live = LiveWindow(monitor_window)
-    predlog.listeners.append(live.add)
-    metrics.sections.append(lambda: _log_counters(predlog) + live.render(PREFIX))
+
+    def primary_batch(batch: Any) -> None:  # the drift gauges follow the first arm's version
+        if batch.model.version.version == served.current.version.version:
+            live.add(batch)
+    predlog.listeners.append(primary_batch)
+    traffic = Traffic()
+    metrics.sections.append(lambda: _log_counters(predlog) + traffic.render() +
+                            live.render(PREFIX))
+    shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow") \
+        if shadow is not None else None
+    shadow_backlog = max(4, 4 * limits.threads)
     mv = served.current.version
     metrics.model = (mv.name, mv.version, served.alias or "")
     executor = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="score")
@@ -225,7 +323,6 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
     async def invocations(request: Request) -> Response:
         nonlocal in_flight
         started = time.perf_counter()
-        model = served.current  # read once: this request keeps this version to the end
         request_id = request.headers.get("x-request-id")
         if request_id is None:
             request_id = new_request_id()
@@ -236,6 +333,12 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
                 ":' or '-', starting with a letter or digit; received "
                 f"{protocol.short(repr(request_id), 60)}"))
         id_header = {"x-request-id": request_id}
+        arm_alias = served.alias
+        if router is not None:
+            arm = router.pick(request.headers.get(router.key) or request_id)
+            model, arm_alias = arm.served.current, arm.alias
+        else:
+            model = served.current  # read once: this request keeps this version to the end
         if in_flight >= limits.max_concurrency:
             metrics.error("/invocations", TEMPORARILY_UNAVAILABLE)
             return error_response(RequestError(
@@ -287,12 +390,59 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
             in_flight -= 1
             metrics.in_flight = in_flight
         rows = table.n_rows
+        elapsed = time.perf_counter() - started
+        extras = extras_of(table, extra_columns) if extra_columns and (logged or shadow) \
+            else None
         if logged and rows:
-            predlog.record(model, request_id, x, predictions, method,
-                           extras_of(table, extra_columns) if extra_columns else None)
-        metrics.prediction(rows, time.perf_counter() - started)
-        return Response(payload, media_type=_JSON,
-                        headers={"x-model-version": model.tag, **id_header})
+            predlog.record(model, request_id, x, predictions, method, extras, alias=arm_alias,
+                           latency_ms=elapsed * 1000)
+        metrics.prediction(rows, elapsed)
+        traffic.answered(arm_alias, model.version.version, elapsed)
+        if shadow is not None and rows:
+            shadow_score(table, method, request_id, extras, model, logged)
+        headers = {"x-model-version": model.tag, **id_header}
+        if arm_alias:
+            headers["x-model-alias"] = arm_alias
+        return Response(payload, media_type=_JSON, headers=headers)
+
+    def shadow_score(table: protocol.Table, method: str, request_id: str,
+                     extras: dict[str, list[Any]] | None, answered: LoadedModel,
+                     logged: bool) -> None:
+        """Hand the request to the shadow's own thread; a full backlog drops it (counted), a
+        failure is counted and logged: neither touches the answer."""
+        assert shadow is not None and shadow_pool is not None
+        other = shadow.current
+        if other.version.version == answered.version.version:
+            return  # the shadow alias names the version that answered: nothing to compare
+        with traffic.lock:
+            if traffic.shadow_pending >= shadow_backlog:
+                traffic.shadow_dropped += 1
+                return
+            traffic.shadow_pending += 1
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                x, predictions = score(other, table, method)
+                if logged:
+                    predlog.record(other, request_id, x, predictions, method, extras,
+                                   alias=shadow.alias, shadow=True,
+                                   latency_ms=(time.perf_counter() - t0) * 1000)
+                outcome = "scored"
+            except Exception as exc:
+                outcome = "failed"
+                log.debug("shadow %s could not score a request: %s", other.tag, exc)
+            with traffic.lock:
+                traffic.shadow_pending -= 1
+                if outcome == "scored":
+                    traffic.shadow_scored += 1
+                else:
+                    traffic.shadow_failed += 1
+        try:
+            shadow_pool.submit(run)
+        except RuntimeError:  # shutting down
+            with traffic.lock:
+                traffic.shadow_pending -= 1
 
     async def ping(request: Request) -> Response:
         return Response("\n", media_type=_JSON)
@@ -302,7 +452,17 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
         return Response(framework.__version__, media_type=_JSON)
 
     async def metadata(request: Request) -> Response:
-        return json_response(describe(served, limits))
+        body = describe(served, limits)
+        if router is not None:
+            body["split"] = [{"alias": a.alias, "weight": a.weight, "share": round(
+                a.weight / sum(b.weight for b in router.arms), 6),
+                "version": a.served.current.version.version,
+                "last_switch_error": a.served.last_error} for a in router.arms]
+            body["split_key"] = router.key
+        if shadow is not None:
+            body["shadow"] = {"alias": shadow.alias, "version": shadow.current.version.version,
+                              "last_switch_error": shadow.last_error}
+        return json_response(body)
 
     async def metrics_endpoint(request: Request) -> Response:
         await asyncio.to_thread(live.refresh)  # the drift gauges, off the event loop
@@ -335,18 +495,23 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None
-        if served.follows and served.poll_interval > 0:
-            task = asyncio.create_task(served.follow(metrics))
+        tasks = []
+        followed = [served] + [a.served for a in (router.arms[1:] if router else [])] + \
+            ([shadow] if shadow is not None else [])
+        for i, one in enumerate(followed):
+            if one.follows and one.poll_interval > 0:
+                tasks.append(asyncio.create_task(one.follow(metrics, primary=i == 0)))
         predlog.start()
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             executor.shutdown(wait=False, cancel_futures=True)
+            if shadow_pool is not None:
+                shadow_pool.shutdown(wait=True, cancel_futures=True)
             await asyncio.to_thread(predlog.close)  # a graceful shutdown loses no logged row
             if on_close is not None:
                 on_close()
@@ -365,6 +530,9 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.router.redirect_slashes = False  # /invocations/ is a 404, never a redirect built from Host
     app.state.served = served
+    app.state.router = router
+    app.state.shadow = shadow
+    app.state.traffic = traffic
     app.state.limits = limits
     app.state.metrics = metrics
     app.state.predlog = predlog
@@ -422,6 +590,40 @@ def extras_of(table: protocol.Table, names: Sequence[str]) -> dict[str, list[Any
             j = labels.index(name)
             out[name] = [row[j] if j < len(row) else None for row in table.rows]
     return out
+
+
+class Traffic:
+    """Answers by alias and version (their count and time), and what the shadow did."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()  # the shadow's counters change in its thread
+        self.answers: dict[tuple[str, int], list[float]] = {}  # (alias, version): [n, seconds]
+        self.shadow_scored = self.shadow_failed = self.shadow_dropped = self.shadow_pending = 0
+
+    def answered(self, alias: str | None, version: int, seconds: float) -> None:
+        slot = self.answers.setdefault((alias or "", version), [0, 0.0])
+        slot[0] += 1
+        slot[1] += seconds
+
+    def render(self) -> list[str]:
+        from framework.serve.metrics import _labels
+
+        out = [f"# HELP {PREFIX}_answers_total Answered /invocations requests, by alias and "
+               "version.", f"# TYPE {PREFIX}_answers_total counter"]
+        for (alias, version), (n, _) in sorted(self.answers.items()):
+            out.append(f"{PREFIX}_answers_total"
+                       f"{_labels((('alias', alias), ('version', str(version))))} {n}")
+        for name, value, text in (
+                ("shadow_scored_total", self.shadow_scored, "Requests the shadow scored."),
+                ("shadow_failed_total", self.shadow_failed,
+                 "Requests the shadow could not score (the answer was not affected)."),
+                ("shadow_dropped_total", self.shadow_dropped,
+                 "Requests not given to the shadow because its backlog was full.")):
+            out += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} counter",
+                    f"{PREFIX}_{name} {value}"]
+        return out
 
 
 def _log_counters(predlog: PredictionLog) -> list[str]:

@@ -42,6 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--split", default=None, metavar="ALIAS=W,ALIAS=W",
+                   help="serve several aliases of MODEL (a bare name), each request assigned "
+                        "to one by weight, sticky by --split-key (e.g. champion=90,"
+                        "challenger=10)")
+    p.add_argument("--split-key", default=None, metavar="HEADER",
+                   help="the request header a --split assigns by (default: monitor.ab.key of "
+                        "params.yaml, else X-Request-ID; a request without it is assigned at "
+                        "random)")
+    p.add_argument("--shadow", default=None, metavar="ALIAS|VERSION",
+                   help="also score every request with this version of the model, off the "
+                        "response path; both answers are logged")
     add_limit_flags(p)
     p.add_argument("--trust", action="append", default=[], metavar="MODULE.NAME",
                    help="a class or function the model file may name beyond the allowlist "
@@ -96,6 +107,10 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"serve: --port must be between 0 and 65535, found {args.port}")
     args.limits = limits_of(args)
     args.trusted = trusted_of(args)
+    args.split, args.split_key = split_of(args)
+    if args.split and args.shadow:
+        raise UsageError("serve: --split and --shadow do not go together (shadow a single "
+                         "alias, or split the traffic between aliases)")
     args.sample, args.log_columns = logging_of(args)
     if args.detach:
         return _detach([a for a in argv if a != "--detach"], args)
@@ -162,6 +177,21 @@ def limits_of(args: argparse.Namespace) -> Limits:
     except ValueError as exc:  # "max_body_bytes must be ...": the field, then what is wrong
         field, _, problem = str(exc).partition(" ")
         raise UsageError(f"serve: --{field.replace('_', '-')} {problem}") from None
+
+
+def split_of(args: argparse.Namespace) -> tuple[list[tuple[str, float]] | None, str]:
+    """The ``--split`` arms and the header they are assigned by."""
+    from framework.serve.app import DEFAULT_SPLIT_KEY, parse_split
+
+    key = args.split_key
+    if key is None and os.path.exists("params.yaml"):
+        from framework.monitor.policy import project_policy
+
+        key = project_policy().ab.key
+    key = (key or DEFAULT_SPLIT_KEY).lower()
+    if not key.replace("-", "").replace("_", "").isalnum():
+        raise UsageError(f"serve: --split-key {key!r} is not a header name")
+    return (parse_split(args.split) if args.split else None), key
 
 
 def logging_of(args: argparse.Namespace) -> tuple[float, tuple[str, ...]]:
@@ -233,7 +263,8 @@ def _serve_one(args: argparse.Namespace) -> int:
     with startup_gc():
         from framework.registry import resolve
 
-        resolve(args.model, registry=args.registry)  # an unknown model fails before big imports
+        for uri in uris_of(args):  # an unknown model or alias fails before big imports
+            resolve(uri, registry=args.registry)
         sock = bind(args.host, args.port)  # so does a port in use (not listening yet)
         try:
             from framework.io import preload_skops
@@ -244,11 +275,45 @@ def _serve_one(args: argparse.Namespace) -> int:
             app = create_app(args.model, registry=args.registry, limits=args.limits,
                              poll_interval=args.poll_interval, trusted=args.trusted,
                              log_predictions=args.sample, log_columns=args.log_columns,
-                             monitor_window=args.monitor_window)
+                             monitor_window=args.monitor_window, split=args.split,
+                             shadow=args.shadow, split_key=args.split_key)
         except BaseException:
             sock.close()
             raise
     return run_app(app, args, sock)
+
+
+def uris_of(args: argparse.Namespace) -> list[str]:
+    """Every version the server will load: the model, each --split alias, the --shadow."""
+    if args.split:
+        if any(c in args.model for c in "@/:"):
+            raise UsageError(f"serve --split: name the model alone ({args.model!r} names one "
+                             "version); the split says which aliases share its traffic")
+        return [f"{args.model}@{alias}" for alias, _ in args.split]
+    uris = [args.model]
+    if args.shadow:
+        from framework.registry import parse_uri
+
+        name = parse_uri(args.model).name
+        uris.append(f"{name}/{args.shadow}" if str(args.shadow).isdigit()
+                    else f"{name}@{args.shadow}")
+    return uris
+
+
+def ready_label(app: Any) -> str | None:
+    """What the ready line says of a split or shadowed server (None: a single version)."""
+    router, shadow = app.state.router, app.state.shadow
+    served = app.state.served
+    if router is not None:
+        total = sum(a.weight for a in router.arms)
+        arms = ", ".join(f"{a.alias} v{a.served.current.version.version} "
+                         f"{100 * a.weight / total:g}%" for a in router.arms)
+        return f"{served.current.version.name} split {arms} (by {router.key})"
+    if shadow is not None:
+        mv = served.current.version
+        return f"{mv.name} v{mv.version} ({served.alias or 'fixed version'}), shadow " \
+               f"{shadow.alias or 'version'} v{shadow.current.version.version}"
+    return None
 
 
 def run_app(app: Any, args: argparse.Namespace, sock: socket.socket) -> int:
@@ -264,7 +329,11 @@ def run_app(app: Any, args: argparse.Namespace, sock: socket.socket) -> int:
             await super().startup(sockets=sockets)
             if self.started:
                 mv = served.current.version
-                print(_ready_line(mv.name, mv.version, served.alias, args.host, port), flush=True)
+                label = ready_label(app) if hasattr(app.state, "router") else None
+                line = _ready_line(mv.name, mv.version, served.alias, args.host, port)
+                if label:
+                    line = f"serving {label} on {line.rsplit(' on ', 1)[1]}"
+                print(line, flush=True)
 
     server = Server(_uvicorn_config(app, args))
     try:
@@ -284,20 +353,22 @@ def _serve_many(args: argparse.Namespace) -> int:
     from framework.registry import resolve
     from framework.serve.app import ENV_CONFIG
 
-    mv = resolve(args.model, registry=args.registry)  # fail fast on an unknown model
+    mvs = [resolve(uri, registry=args.registry) for uri in uris_of(args)]  # fail fast
+    mv = mvs[0]
     registry = os.path.abspath(args.registry) if args.registry else None
     os.environ[ENV_CONFIG] = json.dumps({
         "model_uri": args.model, "registry": registry,
         "limits": dataclasses.asdict(args.limits), "poll_interval": args.poll_interval,
         "trusted": list(args.trusted), "log_predictions": args.sample,
-        "log_columns": list(args.log_columns), "monitor_window": args.monitor_window})
+        "log_columns": list(args.log_columns), "monitor_window": args.monitor_window,
+        "split": args.split, "shadow": args.shadow, "split_key": args.split_key})
     config = _uvicorn_config("framework.serve.app:app_from_env", args, factory=True,
                              workers=args.workers)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     from framework.registry import parse_uri
 
-    ref = parse_uri(args.model)
+    ref = parse_uri(uris_of(args)[0])
     alias = ref.alias or ("latest" if ref.latest else None)
     stop = threading.Event()
     threading.Thread(target=_announce_when_ready, daemon=True,

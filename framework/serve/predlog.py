@@ -16,6 +16,11 @@ process's served version changes. Each row is one input row of a request:
 ``status``                ``ok``, or ``refused`` (one row per refused request)
 ``error_code``            the MLflow error code of a refused request
 ``error_columns``         the columns a refused request broke (when known)
+``alias``                 the alias whose version scored it (``--split``, ``--shadow``, or the
+                          alias served)
+``shadow``                true when a ``--shadow`` version scored it off the response path
+``latency_ms``            the request's time in the server up to its answer (of the shadow's
+                          own scoring, for a shadow row)
 the input columns         as the model received them (numbers as float64)
 ``extra.<name>``          columns logged alongside that the model does not take (text)
 ``prediction``            what ``predict`` returned for the row
@@ -60,7 +65,8 @@ EXTRA_PREFIX = "extra."
 #: A client's ``X-Request-ID``: what proxies and tracing tools send (UUIDs, ULIDs, trace ids).
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}\Z")
 #: Meta columns of every segment, before the input columns.
-META_COLUMNS = ("request_id", "row", "time", "version", "status", "error_code", "error_columns")
+META_COLUMNS = ("request_id", "row", "time", "version", "status", "error_code", "error_columns",
+                "alias", "shadow", "latency_ms")
 
 
 def new_request_id() -> str:
@@ -107,6 +113,9 @@ class _Pending:
     method: str
     extras: dict[str, list[Any]] | None
     rows: int
+    alias: str | None = None
+    shadow: bool = False
+    latency_ms: float | None = None
 
 
 @dataclass
@@ -191,7 +200,8 @@ class PredictionLog:
     # -- the request path (cheap) ----------------------------------------------------------------
 
     def record(self, model: Any, request_id: str, x: Any, predictions: Any, method: str,
-               extras: dict[str, list[Any]] | None = None) -> None:
+               extras: dict[str, list[Any]] | None = None, *, alias: str | None = None,
+               shadow: bool = False, latency_ms: float | None = None) -> None:
         rows = len(x)
         with self._lock:
             if self._buffered + rows > self.max_buffered_rows:
@@ -199,7 +209,7 @@ class PredictionLog:
                 return
             self._buffered += rows
             self._pending.append(_Pending(model, request_id, time.time(), x, predictions,
-                                          method, extras, rows))
+                                          method, extras, rows, alias, shadow, latency_ms))
 
     def refused(self, model: Any, request_id: str, code: str,
                 columns: Sequence[str] = ()) -> None:
@@ -304,6 +314,12 @@ class PredictionLog:
             "status": pa.array(np.full(n, "ok", dtype=object), type=pa.string()),
             "error_code": pa.nulls(n, pa.string()),
             "error_columns": pa.nulls(n, pa.list_(pa.string())),
+            "alias": pa.array(np.repeat(np.array([i.alias for i in ok], dtype=object), counts),
+                              type=pa.string()),
+            "shadow": pa.array(np.repeat(np.array([i.shadow for i in ok]), counts)),
+            "latency_ms": pa.array(np.repeat(np.array(
+                [np.nan if i.latency_ms is None else i.latency_ms for i in ok],
+                dtype=np.float32), counts), type=pa.float32(), from_pandas=True),
         }
         for name in model_columns(model):
             field_type = schema.field(name).type
@@ -376,7 +392,8 @@ def segment_schema(model: Any, extra_columns: Sequence[str]) -> Any:
     fields = [pa.field("request_id", pa.string()), pa.field("row", pa.int32()),
               pa.field("time", pa.timestamp("us", tz="UTC")), pa.field("version", pa.int32()),
               pa.field("status", pa.string()), pa.field("error_code", pa.string()),
-              pa.field("error_columns", pa.list_(pa.string()))]
+              pa.field("error_columns", pa.list_(pa.string())), pa.field("alias", pa.string()),
+              pa.field("shadow", pa.bool_()), pa.field("latency_ms", pa.float32())]
     props = (model.schema or {}).get("properties") or {}
     for name in model_columns(model):
         fields.append(pa.field(name, _arrow_type(props.get(name))))
