@@ -2,7 +2,7 @@
 
     python benchmarks/serve.py [--requests 300] [--concurrent-requests 2000] [--clients 8]
                                [--ready-runs 3] [--mlflow-python .venv-mlflow/bin/python]
-                               [--no-workers-2] [--baseline REV] [--log-overhead]
+                               [--no-workers-2] [--baseline REV] [--log-overhead] [--shadow]
 
 The same model (a breast-cancer StandardScaler + LogisticRegression, fitted with the same code and
 seed in each venv) is served on loopback by
@@ -87,6 +87,12 @@ def prepare_ours(workdir: Path) -> tuple[str, list[str], list[list[float]]]:
                      target="target", primary_metric="roc_auc",
                      companions={"profile": profile.to_bytes(),
                                  "test_predictions": predictions})
+        # a second version as the challenger, for --shadow
+        model[-1].set_params(C=0.5)
+        v2 = reg.register("bc", model.fit(X, table["target"]), metrics={"roc_auc": 0.98},
+                          input_schema=schema, target="target", primary_metric="roc_auc",
+                          promote=False).version.version
+        reg.set_alias("bc", v2, "challenger", actor="benchmark")
     return str(registry), list(X.columns), X.to_numpy().tolist()
 
 
@@ -174,16 +180,20 @@ class Contender:
 
 
 def start_ours(workdir: Path, registry: str, *, workers: int = 1,
-               log: str = "all") -> Contender:
+               log: str = "all", shadow: str | None = None) -> Contender:
     port = free_port()
     env = dict(os.environ)
     env.pop("FRAMEWORK_REGISTRY", None)
     name = "ours" if workers == 1 else f"ours --workers {workers}"
     if log != "all":
         name = f"ours, log {log}"
+    extra = []
+    if shadow:
+        name, extra = f"ours --shadow {shadow}", ["--shadow", shadow]
     return Contender(name, [sys.executable, "-m", "framework", "serve", "bc@champion",
                             "--registry", registry, "--port", str(port), "--workers",
-                            str(workers), "--log-predictions", log], port, cwd=workdir, env=env)
+                            str(workers), "--log-predictions", log, *extra], port, cwd=workdir,
+                     env=env)
 
 
 def start_baseline(workdir: Path, registry: str, tree: Path, rev: str) -> Contender:
@@ -417,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-overhead", action="store_true",
                    help="also serve with --log-predictions off, alternated with the others: the "
                         "cost of the prediction log (ours logs every request)")
+    p.add_argument("--shadow", action="store_true",
+                   help="also serve with --shadow challenger (a second version scoring every "
+                        "request off the response path), alternated with the others")
     p.add_argument("--worker", choices=["mlflow-log"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -450,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
                 workdir, registry, tree, args.baseline)
         if args.log_overhead:
             starters["ours, log off"] = lambda: start_ours(workdir, registry, log="off")
+        if args.shadow:
+            starters["ours --shadow challenger"] = lambda: start_ours(workdir, registry,
+                                                                       shadow="challenger")
         if not args.no_workers_2:
             starters["ours --workers 2"] = lambda: start_ours(workdir, registry, workers=2)
         ready: dict[str, list[float]] = {name: [] for name in starters}
@@ -467,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
                 contenders.append(starters[f"before ({args.baseline})"]())
             if args.log_overhead:
                 contenders.append(starters["ours, log off"]())
+            if args.shadow:
+                contenders.append(starters["ours --shadow challenger"]())
             # the same answers from both
             answers = []
             for c in contenders:

@@ -303,9 +303,12 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
     traffic = Traffic()
     metrics.sections.append(lambda: _log_counters(predlog) + traffic.render() +
                             live.render(PREFIX))
-    shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow") \
-        if shadow is not None else None
-    shadow_backlog = max(4, 4 * limits.threads)
+    shadower = None
+    if shadow is not None:
+        from framework.serve.shadow import ShadowScorer
+
+        shadower = ShadowScorer(shadow, predlog, traffic,
+                                backlog_rows=max(10_000, 4 * limits.threads * INLINE_CELLS))
     mv = served.current.version
     metrics.model = (mv.name, mv.version, served.alias or "")
     executor = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="score")
@@ -408,41 +411,12 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
     def shadow_score(table: protocol.Table, method: str, request_id: str,
                      extras: dict[str, list[Any]] | None, answered: LoadedModel,
                      logged: bool) -> None:
-        """Hand the request to the shadow's own thread; a full backlog drops it (counted), a
-        failure is counted and logged: neither touches the answer."""
-        assert shadow is not None and shadow_pool is not None
-        other = shadow.current
-        if other.version.version == answered.version.version:
+        """Queue the request for the shadow (:mod:`framework.serve.shadow`); a full backlog
+        drops it (counted). Nothing here can touch the answer."""
+        assert shadow is not None and shadower is not None
+        if shadow.current.version.version == answered.version.version:
             return  # the shadow alias names the version that answered: nothing to compare
-        with traffic.lock:
-            if traffic.shadow_pending >= shadow_backlog:
-                traffic.shadow_dropped += 1
-                return
-            traffic.shadow_pending += 1
-
-        def run() -> None:
-            t0 = time.perf_counter()
-            try:
-                x, predictions = score(other, table, method)
-                if logged:
-                    predlog.record(other, request_id, x, predictions, method, extras,
-                                   alias=shadow.alias, shadow=True,
-                                   latency_ms=(time.perf_counter() - t0) * 1000)
-                outcome = "scored"
-            except Exception as exc:
-                outcome = "failed"
-                log.debug("shadow %s could not score a request: %s", other.tag, exc)
-            with traffic.lock:
-                traffic.shadow_pending -= 1
-                if outcome == "scored":
-                    traffic.shadow_scored += 1
-                else:
-                    traffic.shadow_failed += 1
-        try:
-            shadow_pool.submit(run)
-        except RuntimeError:  # shutting down
-            with traffic.lock:
-                traffic.shadow_pending -= 1
+        shadower.submit(table, method, request_id, extras, logged)
 
     async def ping(request: Request) -> Response:
         return Response("\n", media_type=_JSON)
@@ -510,8 +484,8 @@ def build_app(served: Any, predlog: PredictionLog, *, limits: Limits,
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             executor.shutdown(wait=False, cancel_futures=True)
-            if shadow_pool is not None:
-                shadow_pool.shutdown(wait=True, cancel_futures=True)
+            if shadower is not None:
+                await asyncio.to_thread(shadower.close)  # before the log's last flush
             await asyncio.to_thread(predlog.close)  # a graceful shutdown loses no logged row
             if on_close is not None:
                 on_close()
@@ -600,7 +574,7 @@ class Traffic:
 
         self.lock = threading.Lock()  # the shadow's counters change in its thread
         self.answers: dict[tuple[str, int], list[float]] = {}  # (alias, version): [n, seconds]
-        self.shadow_scored = self.shadow_failed = self.shadow_dropped = self.shadow_pending = 0
+        self.shadow_scored = self.shadow_failed = self.shadow_dropped = 0
 
     def answered(self, alias: str | None, version: int, seconds: float) -> None:
         slot = self.answers.setdefault((alias or "", version), [0, 0.0])

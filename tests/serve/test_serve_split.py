@@ -148,22 +148,29 @@ def test_a_shadow_scores_every_request_off_the_answer_and_both_are_logged(
 def test_a_failing_shadow_never_fails_the_answer(two_versions: Path, data: Data,
                                                  tmp_path: Path,
                                                  features_schema: dict[str, Any]) -> None:
-    """The shadow's schema wants a column the requests lack: it fails on every request, and
-    every answer is the champion's 200."""
+    """The shadow's schema refuses a mean radius above 15, the champion's does not: those
+    requests fail for the shadow alone (counted), the others it scores in batches, and every
+    answer is the champion's 200."""
     strict = json.loads(json.dumps(features_schema))
-    strict["properties"]["scanner_id"] = {"type": "string"}
-    strict["required"] = [*strict.get("required", []), "scanner_id"]
+    strict["properties"]["mean_radius"]["maximum"] = 15
     v3 = register(two_versions, fit(data), strict, 0.97)
+    j = data.columns.index("mean_radius")
+    refused = sum(row[j] > 15 for row in data.rows[:60])
+    assert 0 < refused < 60
     s = start(f"{MODEL}@champion", "--shadow", str(v3), "--registry", str(two_versions),
               cwd=tmp_path)
     try:
         with s.client() as c:
-            codes = [_post(c, data, i, f"q{i}").status_code for i in range(30)]
+            codes = [_post(c, data, i, f"q{i}").status_code for i in range(60)]
             deadline = time.monotonic() + 10
-            while "framework_serve_shadow_failed_total 30" not in c.get("/metrics").text:
+            while f"framework_serve_shadow_failed_total {refused}" not in c.get("/metrics").text:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-        assert codes == [200] * 30
+            assert f"framework_serve_shadow_scored_total {60 - refused}" in \
+                c.get("/metrics").text
+        assert codes == [200] * 60
+        log = wait_rows(two_versions, 120 - refused).to_pandas()
+        assert (log["shadow"] & (log["version"] == v3)).sum() == 60 - refused
     finally:
         s.stop()
 
