@@ -217,7 +217,9 @@ def compare(registry: Any, name: str, ab: AB, *, last: int | None = None,
     frame["_labelled"] = has_label
     out = Comparison(name, len(frame))
     keys = frame[["alias", "version", "shadow"]].drop_duplicates().itertuples(index=False)
-    for alias, version, shadow in sorted(keys, key=lambda k: (k[2], k[0], k[1])):
+    order = {ab.champion: 0, ab.challenger: 1}  # the champion first, then the challenger
+    for alias, version, shadow in sorted(keys, key=lambda k: (k[2], order.get(k[0], 2), k[0],
+                                                               k[1])):
         g = frame[(frame["alias"] == alias) & (frame["version"] == version) &
                   (frame["shadow"] == shadow)]
         per_request = g.drop_duplicates("request_id")["latency_ms"].to_numpy(np.float64)
