@@ -333,12 +333,13 @@ def fill_wheelhouse(pins: Mapping[str, str], wheelhouse: Path, *, quiet: bool = 
 
 def lock(pins: Mapping[str, str], wheelhouse: Path) -> list[Locked]:
     """Each pin with the sha256 of its wheel(s) in ``wheelhouse``."""
+    from framework.registry.artifacts import sha256_file
+
+    wanted = set(pins.items())
     hashes: dict[tuple[str, str], list[str]] = {}
     for path in sorted(wheelhouse.glob("*.whl")):
         pin = _wheel_pin(path.name)
-        if pin in {(n, v) for n, v in pins.items()}:
-            from framework.registry.artifacts import sha256_file
-
+        if pin in wanted:
             hashes.setdefault(pin, []).append(sha256_file(path))
     out = []
     for name, version in pins.items():
@@ -356,7 +357,7 @@ def lock_text(header: Sequence[str], entries: Iterable[Locked]) -> str:
 
 # -- the runtime wheel -----------------------------------------------------------------------------
 
-def runtime_wheel(folder: Path, pins: Mapping[str, str]) -> Path:
+def runtime_wheel(folder: Path) -> Path:
     """``framework-serve``: this framework's modules (not its project templates), requiring
     only the serving libraries, at this framework's version."""
     from importlib import metadata
@@ -481,6 +482,7 @@ def package(uri: str, out: str | os.PathLike[str], *, registry: str | None = Non
     from framework.deploy.card import card_html, card_markdown
     from framework.monitor.profile import PROFILE
     from framework.registry import open_registry
+    from framework.registry.artifacts import sha256_file
     from framework.serve.model import ready
     from framework.serve.openapi import openapi_spec
 
@@ -507,9 +509,8 @@ def package(uri: str, out: str | os.PathLike[str], *, registry: str | None = Non
     say(f"locking {len(pins)} distributions (wheels in {house})")
     fill_wheelhouse(pins, house)
     locked = lock(pins, house)
-    runtime = runtime_wheel(house, pins)
-    runtime_lock = Locked(RUNTIME_DIST, framework.__version__,
-                          (fio_sha(runtime),))
+    runtime = runtime_wheel(house)
+    runtime_lock = Locked(RUNTIME_DIST, framework.__version__, (sha256_file(runtime),))
     header = [f"{mv.name} v{mv.version} ({mv.uri}), packaged by framework "
               f"{framework.__version__}",
               f"locked from the environment that trained it: Python "
@@ -555,7 +556,8 @@ def package(uri: str, out: str | os.PathLike[str], *, registry: str | None = Non
                              description=files["card.md"].decode())
     # the build context: the Dockerfile, the whole lock (the package's own wheel included)
     full_lock = lock_text(header, [*locked, runtime_lock,
-                                   Locked(names.dist, str(mv.version), (fio_sha(wheel_path),))])
+                                   Locked(names.dist, str(mv.version),
+                                          (sha256_file(wheel_path),))])
     members: dict[str, Path | bytes] = {
         "Dockerfile": dockerfile(names, header[0]).encode(),
         LOCK_FILE: full_lock.encode(),
@@ -570,12 +572,6 @@ def package(uri: str, out: str | os.PathLike[str], *, registry: str | None = Non
     context = write_tar_gz(out / names.context, members)
     return Built(wheel_path, context, runtime, locked, time.perf_counter() - started,
                  {name: len(data) for name, data in files.items()})
-
-
-def fio_sha(path: Path) -> str:
-    from framework.registry.artifacts import sha256_file
-
-    return sha256_file(path)
 
 
 def _json(data: Any) -> bytes:
