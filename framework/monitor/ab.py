@@ -268,8 +268,10 @@ def _agreement(frame: Any, out: Comparison, classifier: bool) -> None:
 
 
 def _current(groups: list[Group], alias: str, shadow: bool | None) -> Group | None:
+    """The alias's latest version in the window; of a version both split and shadowed, the
+    shadow (its test is paired: the same rows, far fewer labels needed)."""
     found = [g for g in groups if g.alias == alias and (shadow is None or g.shadow == shadow)]
-    return max(found, key=lambda g: g.version) if found else None
+    return max(found, key=lambda g: (g.version, g.shadow)) if found else None
 
 
 def _test(frame: Any, out: Comparison, ab: AB, metric: str) -> Test | None:
