@@ -23,7 +23,9 @@ TEMPLATES = {
 GITIGNORE_LINES = ("# Hydra run folders", "outputs/", "multirun/",
                    "# the framework's local state (caches, sweep records, registry)", ".framework/",
                    "# the registry step's receipt names a version of the local registry",
-                   "metrics/register.json", "dvc_plots/")
+                   "metrics/register.json", "dvc_plots/",
+                   "# packages `python -m framework package` builds (the package store keeps them)",
+                   "dist/")
 
 
 def scaffold(root: Path, template: str = "regression") -> list[str]:
