@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -70,17 +69,6 @@ def register(root: Path) -> None:
                          "input_example": example_bytes(frame, schema, "target")})
 
 
-def du(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def run(cmd: list[str], **kwargs: object) -> float:
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore
@@ -102,6 +90,7 @@ def main() -> int:
         raise SystemExit(f"no MLflow at {mlflow_bin}: python3 -m venv .venv-mlflow && "
                          ".venv-mlflow/bin/pip install mlflow scikit-learn skops")
     from framework.deploy.verify import _offline_env, install_command
+    from framework.deploy.verify import folder_bytes as du
 
     with tempfile.TemporaryDirectory(prefix="bench-package-") as tmp:
         work = Path(tmp)

@@ -186,19 +186,15 @@ def write_zip(path: Path, order: Iterable[str], files: Mapping[str, bytes]) -> P
 def write_tar_gz(path: Path, members: Mapping[str, Path | bytes]) -> Path:
     """A gzip'd tarball of ``members`` (name: file or bytes) with fixed times, owners and
     modes, sorted: the same members give the same bytes."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                               compresslevel=1) as gz, \
-                    tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                _add_members(tar, members)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from framework.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                           compresslevel=1) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            _add_members(tar, members)
+        raw.flush()
+        os.fsync(raw.fileno())
     return path
 
 
@@ -230,17 +226,12 @@ def _fixed(info: tarfile.TarInfo, mode: int) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from framework.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # -- the lock --------------------------------------------------------------------------------------

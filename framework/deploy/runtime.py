@@ -166,7 +166,8 @@ def _main(folder: Path, argv: list[str]) -> int:
     from framework.serve.predlog import PredictionLog, parse_sampling
     from framework.serve.startup import startup_gc
 
-    args = build_parser(folder).parse_args(argv)
+    parser = build_parser(folder)
+    args = parser.parse_args(argv)
     if args.print_lock:
         check_manifest(folder)
         sys.stdout.write((folder / LOCK_FILE).read_text())
@@ -185,7 +186,7 @@ def _main(folder: Path, argv: list[str]) -> int:
     cli._configure_logging(args.log_level, args.access_log)
     with startup_gc():
         package = open_package(folder, trusted=extra)
-        sock = cli.bind(args.host, args.port, prog=build_parser(folder).prog)
+        sock = cli.bind(args.host, args.port, prog=parser.prog)
         try:
             from framework.serve.app import build_app
 

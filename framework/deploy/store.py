@@ -127,18 +127,9 @@ class PackageStore:
             raise PackageError(f"{what} on the package store ({self.where}): {exc}") from None
 
     def _put(self, local: Path, dest: str) -> None:
-        tmp = f"{dest}.{uuid.uuid4().hex}.part"
+        from framework.registry.artifacts import put_atomic
 
-        def put() -> None:
-            self.fs.makedirs(self.fs.parent(dest), exist_ok=True)
-            try:
-                self.fs.put_file(str(local), tmp)
-                self.fs.mv(tmp, dest)
-            except BaseException:
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
-                raise
-        self._call(f"uploading {local.name}", put)
+        self._call(f"uploading {local.name}", lambda: put_atomic(self.fs, local, dest))
 
     # -- verbs -----------------------------------------------------------------------------------
 

@@ -112,7 +112,8 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-def _size(folder: Path) -> int:
+def folder_bytes(folder: Path) -> int:
+    """The bytes of every file under ``folder`` (links not followed)."""
     total = 0
     for root, _dirs, files in os.walk(folder):
         for name in files:
@@ -214,7 +215,7 @@ def verify(path: str | os.PathLike[str], *, wheelhouse: str | os.PathLike[str] |
             proc.kill()
             raise PackageError(f"{script.name} did not start:\n" + "\n".join(output[-12:]))
         verdict = Verdict(meta["name"], int(meta["version"]), True, install_seconds,
-                          start_seconds, _size(venv))
+                          start_seconds, folder_bytes(venv))
         base = f"http://127.0.0.1:{port}"
         for method, want in expected.items():
             body = dict(example)

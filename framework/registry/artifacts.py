@@ -56,6 +56,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def put_atomic(fs: Any, local: Path, dest: str) -> None:
+    """Upload ``local`` to ``dest`` on ``fs`` (a DVC filesystem) under a temporary name, then
+    move it into place: a reader never sees part of a file under its name."""
+    tmp = f"{dest}.{uuid.uuid4().hex}.part"
+    fs.makedirs(fs.parent(dest), exist_ok=True)
+    try:
+        fs.put_file(str(local), tmp)
+        fs.mv(tmp, dest)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
 class RemoteArtifacts:
     """The artifacts on a DVC remote: ``<remote>/framework-registry/sha256/<2>/<hex>``."""
 
@@ -104,19 +118,8 @@ class RemoteArtifacts:
         under an artifact's name."""
         if self.exists(sha):
             return
-        dest = self.path(sha)
-        tmp = f"{dest}.{uuid.uuid4().hex}.part"
-
-        def put() -> None:
-            self.fs.makedirs(self.fs.parent(dest), exist_ok=True)
-            try:
-                self.fs.put_file(str(local), tmp)
-                self.fs.mv(tmp, dest)
-            except BaseException:
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
-                raise
-        self._call(f"uploading artifact {sha[:12]}", put)
+        self._call(f"uploading artifact {sha[:12]}",
+                   lambda: put_atomic(self.fs, local, self.path(sha)))
 
     def download(self, sha: str, to: Path) -> None:
         self._call(f"downloading artifact {sha[:12]}",
