@@ -1,11 +1,14 @@
 """``python -m framework predict NAME@ALIAS INPUT -o OUTPUT``: score a file with a registered model.
 
 The input (Parquet, CSV or TSV) is read in chunks of ``--chunk-rows`` rows (Parquet by row
-group batches through pyarrow, CSV through pandas' chunked reader), so memory holds one chunk,
-its predictions and the writer's buffer, whatever the file's size: about ``chunk rows x
-columns x 8 bytes`` times a small factor (a 100,000-row chunk of 30 numeric columns: tens of
-MB). Each chunk is checked against the version's input schema, the one ``serve`` checks
-requests against:
+group batches through pyarrow, CSV through pandas' chunked reader). Threads share the work, one
+chunk each: one reads the next chunk, one checks and scores this one, one writes the previous
+one (pyarrow, pandas' parser and numpy release the GIL, so on two cores the
+reading and writing mostly hide behind the scoring). Memory holds those three chunks, their
+predictions and the writer's buffer, whatever the file's size: about ``chunk rows x columns x 8
+bytes`` times a small factor (100,000-row chunks of 30 numeric columns: a few hundred MB, see
+the README's performance section). Each chunk is checked against the version's input schema,
+the one ``serve`` checks requests against:
 
 * by default the first invalid row stops the run: exit 2, the message names the file, the row
   (counted from 0 over the whole file), the column and the rule, and nothing is written;
@@ -27,7 +30,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -41,6 +48,11 @@ from framework.errors import FrameworkError, UsageError, UsageParser
 PROG = "python -m framework predict"
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
 DEFAULT_CHUNK_ROWS = 100_000
+#: Threads that check and score chunks (numpy, and so scikit-learn's arithmetic, releases the
+#: GIL). On two cores one is best: a second one competes with the reader and the writer (8.1 s
+#: against 7.2 s for 10,000,000 rows in benchmarks/predict.py). At most SCORERS + 1 chunks wait
+#: for a scorer, besides the reader's and the writer's.
+SCORERS = 1
 REASON = "invalid_reason"
 
 
@@ -96,7 +108,9 @@ def _chunks(path: str, kind: str, rows: int, number_columns: list[str]) -> Itera
             # pre_buffer off: pre-buffered column chunks stay allocated until the file is
             # closed, so memory would grow with the file instead of staying one chunk's worth
             for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows):
-                yield batch.to_pandas()
+                # one block per column: no copy into a 2-D block (which costs more than the
+                # decoding); the model's validation makes the one 2-D copy it needs
+                yield batch.to_pandas(split_blocks=True)
             return
         # numbers read as numbers; a cell that is not one stays text, so only its row fails
         reader = iter(pd.read_csv(path, sep="\t" if kind == "tsv" else ",", chunksize=rows,
@@ -183,6 +197,91 @@ class _Writer:
         self.tmp.unlink(missing_ok=True)
 
 
+class _Prefetch:
+    """Iterate ``items`` in a thread of its own, ``depth`` items ahead of the consumer; an error
+    raised there is raised here, in order. ``close`` stops the thread (and closes the file) when
+    the consumer stops early."""
+
+    def __init__(self, items: Iterator[Any], depth: int = 1) -> None:
+        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), daemon=True,
+                                        name="predict-read")
+        self._thread.start()
+
+    def _put(self, item: tuple[bool, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, items: Iterator[Any]) -> None:
+        try:
+            for item in items:
+                if not self._put((True, item)):
+                    return
+            self._put((False, None))
+        except BaseException as exc:  # carried to the consumer, raised there
+            self._put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            more, item = self._queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Behind:
+    """A ``_Writer`` fed from a thread of its own, ``depth`` frames behind the scoring. The
+    first error the writer raises stops the writing and is raised by the next ``write`` or by
+    ``finish``."""
+
+    def __init__(self, writer: _Writer, depth: int = 1) -> None:
+        self.writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="predict-write")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # raised in the scoring thread
+                    self._error = exc
+
+    def write(self, frame: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    def finish(self) -> None:
+        """Wait for every frame to be written; raise the writer's error, if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 # -- scoring -------------------------------------------------------------------------------------
 
 def _reasons(compiled: Any, chunk: Any) -> Any:
@@ -241,14 +340,53 @@ def predict_file(model: str, input_path: str, output: str, *, skip_invalid: bool
     added = ["prediction", *([f"score_{c}" for c in classes] if proba else [])]
 
     total = _rows_in(input_path, in_kind)
+    score = _Scorer(estimator, columns, classes if proba else None, keep)
     writer = _Writer(output, out_kind)
+    behind = _Behind(writer)
     bad = _Writer(invalid_path, invalid_kind) if skip_invalid else None
     summary = Summary(invalid_path=invalid_path if skip_invalid else None)
     t0 = time.perf_counter()
     bar = _progress(progress, total, f"{mv.name} v{mv.version}")
+    chunks: _Prefetch | None = None
+
+    def work(chunk: Any) -> tuple[Any, Any, Any]:
+        """Check and score one chunk (in a scoring thread): reasons, scores, invalid rows."""
+        reasons = _reasons(compiled, chunk)
+        invalid = reasons != ""
+        rejected = None
+        if invalid.any():
+            if not skip_invalid:
+                return reasons, None, None
+            rejected = chunk[invalid].assign(**{REASON: reasons[invalid]})
+            chunk = chunk[~invalid].reset_index(drop=True)
+        return reasons, score(chunk) if len(chunk) else None, rejected
+
+    def take(done: tuple[Any, Any, Any]) -> None:
+        """A scored chunk, in the file's order: refused, or written."""
+        reasons, scored, rejected = done
+        invalid = reasons != ""
+        if invalid.any():
+            if not skip_invalid:
+                row = int(np.flatnonzero(invalid)[0])
+                raise UsageError(
+                    f"input {input_path}, row {summary.rows + row}: {reasons[row]} (schema "
+                    f"of {mv.name} v{mv.version}); nothing was written. --skip-invalid "
+                    "scores the valid rows and writes the others apart")
+            assert bad is not None
+            bad.write(rejected)
+            summary.invalid += int(invalid.sum())
+        if scored is not None:
+            behind.write(scored)
+            summary.scored += len(scored)
+        summary.rows += len(reasons)
+        bar.advance(len(reasons))
+
+    pending: deque[Any] = deque()
+    pool = ThreadPoolExecutor(SCORERS, thread_name_prefix="predict-score")
     try:
         first: Any = None
-        for chunk in _chunks(input_path, in_kind, chunk_rows, number_columns(schema)):
+        chunks = _Prefetch(_chunks(input_path, in_kind, chunk_rows, number_columns(schema)))
+        for chunk in chunks:
             chunk = chunk.reset_index(drop=True)
             if first is None:
                 first = chunk.iloc[:0]
@@ -261,51 +399,78 @@ def predict_file(model: str, input_path: str, output: str, *, skip_invalid: bool
                 if clash:
                     raise UsageError(f"input {input_path} already has the column(s) "
                                      f"{', '.join(clash)} the scores would go to; rename them")
-            reasons = _reasons(compiled, chunk)
-            invalid = reasons != ""
-            if invalid.any():
-                if not skip_invalid:
-                    row = int(np.flatnonzero(invalid)[0])
-                    raise UsageError(
-                        f"input {input_path}, row {summary.rows + row}: {reasons[row]} (schema "
-                        f"of {mv.name} v{mv.version}); nothing was written. --skip-invalid "
-                        "scores the valid rows and writes the others apart")
-                assert bad is not None
-                bad.write(chunk[invalid].assign(**{REASON: reasons[invalid]}))
-                summary.invalid += int(invalid.sum())
-                chunk = chunk[~invalid].reset_index(drop=True)
-            if len(chunk):
-                writer.write(_score(estimator, chunk, columns, classes if proba else None,
-                                    keep))
-                summary.scored += len(chunk)
-            summary.rows += len(reasons)
-            bar.advance(len(reasons))
+            pending.append(pool.submit(work, chunk))
+            if len(pending) > SCORERS:
+                take(pending.popleft().result())
+        while pending:
+            take(pending.popleft().result())
         empty = (first if first is not None else pd.DataFrame(columns=columns))
         shown = empty if keep is None else empty[[c for c in keep if c in empty.columns]]
+        behind.finish()
         writer.commit(shown.assign(**{c: pd.Series(dtype="float64") for c in added}))
         if bad is not None:  # header only when every row was valid: no stale file stays
             bad.commit(empty.assign(**{REASON: pd.Series(dtype="object")}))
     except BaseException:
+        for future in pending:
+            future.cancel()
+        if chunks is not None:
+            chunks.close()
+        try:
+            behind.finish()
+        except BaseException:  # the first error is the one raised
+            pass
         writer.discard()
         if bad is not None:
             bad.discard()
         raise
     finally:
+        pool.shutdown(wait=True)
         bar.stop()
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _score(estimator: Any, chunk: Any, columns: list[str], classes: Any,
-           keep: list[str] | None) -> Any:
-    X = chunk[columns]
-    out = chunk.copy() if keep is None else chunk[keep].copy()
-    out["prediction"] = estimator.predict(X)
-    if classes is not None:
-        scores = estimator.predict_proba(X)
-        for j, c in enumerate(classes):
-            out[f"score_{c}"] = scores[:, j]
-    return out
+class _Scorer:
+    """``predict`` and, for a classifier, ``predict_proba`` of one chunk. A scikit-learn
+    ``Pipeline`` runs its transforms once for both (``Pipeline.predict`` and ``predict_proba``
+    would each run them: half the work of a scaled linear model), then its final step's two
+    methods on the same transformed rows, which is what each of the pipeline's own methods
+    does."""
+
+    def __init__(self, estimator: Any, columns: list[str], classes: Any,
+                 keep: list[str] | None) -> None:
+        from sklearn.pipeline import Pipeline
+
+        self.columns, self.classes, self.keep = columns, classes, keep
+        self.steps: Any = None
+        self.final = estimator
+        if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+            final = estimator.steps[-1][1]
+            if final not in (None, "passthrough") and callable(getattr(final, "predict", None)) \
+                    and (classes is None or callable(getattr(final, "predict_proba", None))):
+                self.steps, self.final = estimator[:-1], final
+
+    def __call__(self, chunk: Any) -> Any:
+        X = chunk[self.columns]
+        if len(X.columns) and all(X.dtypes == "float64"):
+            # one 2-D array, made once: the model's validation would interleave the column
+            # blocks again at every method it calls
+            import numpy as np
+            import pandas as pd
+
+            values = np.empty((len(X), len(X.columns)))
+            for j, column in enumerate(X.columns):
+                values[:, j] = X[column].to_numpy()
+            X = pd.DataFrame(values, columns=X.columns, copy=False)
+        if self.steps is not None:
+            X = self.steps.transform(X)
+        out = chunk.copy() if self.keep is None else chunk[self.keep].copy()
+        out["prediction"] = self.final.predict(X)
+        if self.classes is not None:
+            scores = self.final.predict_proba(X)
+            for j, c in enumerate(self.classes):
+                out[f"score_{c}"] = scores[:, j]
+        return out
 
 
 class _NoBar:

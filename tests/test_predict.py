@@ -133,3 +133,42 @@ def test_bad_inputs_are_clear_errors(registered: Any, tmp_path: Path) -> None:
                 cwd=tmp_path)
     assert proc.returncode == 2 and "no alias 'champoin'" in proc.stderr
     assert "did you mean 'champion'" in proc.stderr
+
+
+def test_an_error_after_chunks_were_written_leaves_the_previous_output(registered: Any,
+                                                                        tmp_path: Path) -> None:
+    """The reading and writing run in threads of their own: an error the reader meets late in
+    the file still stops the run with the file named, and discards what was written."""
+    registry, _, X = registered
+    source = tmp_path / "late.csv"
+    X.to_csv(source, index=False)
+    with open(source, "a") as f:  # a row with more fields than the header, after 569 good ones
+        f.write(",".join(["1"] * (len(X.columns) + 1)) + "\n")
+    out = tmp_path / "scored.parquet"
+    out.write_bytes(b"the previous scores")
+    with pytest.raises(UsageError, match=r"input .*late\.csv: cannot read as csv"):
+        predict_file("bc@champion", str(source), str(out), registry=str(registry),
+                     chunk_rows=50, progress=False)
+    assert out.read_bytes() == b"the previous scores"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_regressor_outside_a_pipeline_scores_without_probabilities(tmp_path: Path) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from framework.registry import open_registry
+    from framework.schema import infer_schema
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge().fit(X, y)
+    with open_registry(tmp_path / "registry") as reg:
+        reg.register("diabetes", model, metrics={"r2": 0.5}, input_schema=infer_schema(X))
+    X.to_parquet(tmp_path / "in.parquet")
+    summary = predict_file("diabetes@champion", str(tmp_path / "in.parquet"),
+                           str(tmp_path / "out.csv"), registry=str(tmp_path / "registry"),
+                           chunk_rows=100, progress=False, keep=[])
+    assert summary.scored == len(X)
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert list(scored.columns) == ["prediction"]
+    np.testing.assert_allclose(scored["prediction"].to_numpy(), model.predict(X), rtol=1e-12)
