@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "serve": "framework.serve:main",
     "predict": "framework.predict:main",
     "package": "framework.deploy.cli:main",
+    "features": "framework.features.cli:main",
     "sweep": "framework.sweep.cli:main",
     "monitor": "framework.monitor.cli:main",
     "report": "framework.report.cli:main",
@@ -47,6 +48,7 @@ verbs:
   serve MODEL           serve NAME@ALIAS or NAME/VERSION over REST (logs every prediction)
   predict MODEL IN -o OUT  score a Parquet or CSV file in chunks, checked against the schema
   package MODEL -o DIR  an installable wheel with a <name>-serve command; verify, push, list, pull
+  features ...          the feature store: list, show, diff published feature sets
   monitor MODEL         drift, decay and fairness; exit 3 on an alarm; label, history
   report [NAME [V...]]  one offline HTML file: versions, comparisons, sweeps, in pictures
   ui                    the same pages live from the registry, on 127.0.0.1

@@ -38,6 +38,12 @@ def compile_main(argv: list[str]) -> int:
                 print(f"{s.path}: missing (run `python -m framework compile`)", file=sys.stderr)
             else:
                 sys.stderr.write(s.diff)
+        dvc_yaml = root / "dvc.yaml"
+        if dvc_yaml.is_file() and "dvc.yaml" in compiled.files:
+            from framework.features.pins import moved_pins
+
+            for line in moved_pins(dvc_yaml.read_text(), compiled.files["dvc.yaml"]):
+                print(line, file=sys.stderr)
         print(f"stale: {', '.join(s.path for s in stale)}; run `python -m framework compile` "
               "and commit the result", file=sys.stderr)
         return 1

@@ -4,7 +4,9 @@ Each stage lists exactly what it uses, so ``dvc repro`` reruns just what changed
 
 - ``deps``: the source file of its function, its input artifacts and its schema files (an
   ``optional`` input, such as the feedback table ``monitor --retrain`` writes, only once the file
-  or its ``.dvc`` file exists);
+  or its ``.dvc`` file exists). A feature-set input is no file dependency: the version the
+  compiler pinned (``NAME@VERSION#SHA256``) is in the command, so the stage reruns when the pin
+  moves (:mod:`framework.features.pins`);
 - ``params``: the ``params.yaml`` keys named in the stage's config (``model`` tracks the whole
   ``model`` subtree, ``dataset.target`` just that value);
 - ``outs`` / ``metrics`` / ``plots``: what the function returns, where it is written.
@@ -58,8 +60,21 @@ def stage_command(stage: Stage) -> str:
         args += ["--params", ",".join(stage.params)]
     for i in stage.ins:  # an optional input that does not exist yet is not among them
         args += ["--in", f"{i.name}={i.path}"]
+    for i in stage.ins:  # the feature-set versions the compiler pinned (framework.features)
+        if i.feature is not None:
+            args += ["--feature", f"{i.name}={i.feature.pin}"]
+        elif i.join is not None:
+            from framework.features.pins import join_plan, plan_text
+
+            args += ["--join", f"{i.name}={plan_text(join_plan(i.join))}"]
     for o in stage.outs:
         args += ["--out", f"{o.name}={o.path}"]
+    for o in stage.outs:
+        if o.publish is not None:
+            p = o.publish
+            args += ["--publish", f"{o.name}={p.feature_set}"
+                     + (f",entity={p.entity}" if p.entity else "")
+                     + (f",timestamp={p.timestamp}" if p.timestamp else "")]
     if stage.metrics:
         args += ["--metrics", stage.metrics.path]
     for p in stage.plots:
@@ -76,8 +91,11 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
     entry: dict[str, Any] = {"cmd": stage_command(stage)}
     if stage.desc:
         entry["desc"] = stage.desc
-    deps = _unique([*([stage.source] if stage.source else []), *(i.path for i in stage.ins),
-                    *stage.schemas])
+    # a feature input is pinned in the command, not tracked as a file; a join depends on its
+    # entity table
+    deps = _unique([*([stage.source] if stage.source else []),
+                    *(i.join.entities if i.join is not None else i.path
+                      for i in stage.ins if i.feature is None), *stage.schemas])
     if deps:
         entry["deps"] = deps
     if stage.params:

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import math
 import pkgutil
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -34,8 +35,12 @@ from framework.errors import ConfigError, did_you_mean
 RESERVED_KEYS = ("pipeline", "ranges", "sweep", "hydra")
 
 STAGE_KEYS = ("desc", "run", "params", "ins", "outs", "metrics", "plots")
-OUTPUT_KEYS = ("path", "schema", "desc")
+OUTPUT_KEYS = ("path", "schema", "desc", "publish")
 INPUT_KEYS = ("path", "schema", "optional")
+FEATURE_INPUT_KEYS = ("feature_set", "schema")
+JOIN_INPUT_KEYS = ("join", "schema")
+JOIN_KEYS = ("entities", "features", "on", "as_of")
+PUBLISH_KEYS = ("feature_set", "entity", "timestamp")
 METRICS_KEYS = ("path", "schema")
 PLOT_KEYS = ("path", "template", "x", "y", "title", "x_label", "y_label")
 RANGE_KEYS = ("min", "max", "log", "choices", "step")
@@ -44,10 +49,40 @@ DVC_PLOT_TEMPLATES = ("linear", "simple", "scatter", "smooth", "confusion", "con
 
 
 @dataclass(frozen=True)
+class Publish:
+    """``outs.NAME.publish``: the output becomes a version of a feature set when written."""
+
+    feature_set: str
+    entity: str | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True)
 class Output:
     name: str
     path: str
     schema: str | None = None
+    publish: Publish | None = None
+
+
+@dataclass(frozen=True)
+class FeatureUse:
+    """A feature set an input reads: the reference as written, and the exact version the
+    compiler pinned it to (``NAME@VERSION#SHA256``, :mod:`framework.features.pins`)."""
+
+    ref: str
+    max_age_s: int | None = None  # in a join: older feature rows count as missing
+    pin: str | None = None
+
+
+@dataclass(frozen=True)
+class Join:
+    """A point-in-time join of feature sets onto a table of entities (``ins.NAME.join``)."""
+
+    features: tuple[FeatureUse, ...]
+    on: str
+    as_of: str | None = None
+    entities: str = ""  # the entity table's path (set by linking)
 
 
 @dataclass(frozen=True)
@@ -58,6 +93,16 @@ class Input:
     stage: str | None = None  # None for a file outside the pipeline (tracked by DVC as a dependency)
     output: str | None = None
     optional: bool = False  # a file outside the pipeline that may not exist yet
+    #: a feature set read by name; ``path`` is then its local copy, made by the stage runner
+    feature: FeatureUse | None = None
+    #: a point-in-time join (``stage``/``output`` name the entity table when a stage writes it);
+    #: ``path`` is then the joined table, made by the stage runner
+    join: Join | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """A feature input or a join: read through the feature store, pinned in the command."""
+        return self.feature is not None or self.join is not None
 
 
 @dataclass(frozen=True)
@@ -191,6 +236,10 @@ def build_spec(config: Mapping[str, Any], source: ConfigSource) -> PipelineSpec:
               for name, raw in raw_stages.items()]
     stages = _link(stages, pipeline_file)
     _check_schemas(stages, source.root, pipeline_file)
+    if any(i.pinned for s in stages for i in s.ins):
+        from framework.features.pins import pin_inputs
+
+        stages = pin_inputs(stages, source.root, pipeline_file, params)
     check_param_shapes(stages, params, source)
     check_ranges(params, ranges, source)
     check_estimators(params, source)
@@ -349,6 +398,12 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
     absent: list[Input] = []
     for in_name, ref in _mapping(raw.get("ins", {}), file, f"{key}.ins").items():
         ikey = f"{key}.ins.{in_name}"
+        if isinstance(ref, Mapping) and "feature_set" in ref:
+            ins.append(_parse_feature_input(in_name, ref, file, ikey))
+            continue
+        if isinstance(ref, Mapping) and "join" in ref:
+            ins.append(_parse_join_input(in_name, ref, file, ikey))
+            continue
         if isinstance(ref, str):
             stage_name, dot, out_name = ref.partition(".")
             if not dot or not stage_name or not out_name:
@@ -414,6 +469,111 @@ def _parse_stage(name: str, raw: Any, params: Mapping[str, Any], source: ConfigS
                  desc=str(desc) if desc is not None else None, absent=tuple(absent))
 
 
+def _schema_path(spec: Mapping[str, Any], file: str, key: str) -> str | None:
+    schema = spec.get("schema")
+    if schema is not None:
+        if not isinstance(schema, str):
+            raise ConfigError("expected the path of a JSON Schema file", file=file,
+                              key=f"{key}.schema")
+        _check_relative(schema, file, f"{key}.schema")
+    return schema
+
+
+def _feature_ref(ref: Any, file: str, key: str) -> str:
+    from framework.features.catalog import REF_FORMS, parse_ref
+
+    try:
+        return str(parse_ref(ref))
+    except Exception:
+        raise ConfigError(f"expected a feature set reference ({REF_FORMS}); found {ref!r}",
+                          file=file, key=key) from None
+
+
+def _parse_feature_input(name: str, spec: Mapping[str, Any], file: str, key: str) -> Input:
+    _known_keys(spec, FEATURE_INPUT_KEYS, file, key)
+    ref = _feature_ref(spec["feature_set"], file, f"{key}.feature_set")
+    return Input(name=name, path="", schema=_schema_path(spec, file, key),
+                 feature=FeatureUse(ref=ref))
+
+
+def _parse_join_input(name: str, spec: Mapping[str, Any], file: str, key: str) -> Input:
+    from framework.features.join import parse_age
+
+    _known_keys(spec, JOIN_INPUT_KEYS, file, key)
+    jkey = f"{key}.join"
+    # YAML 1.1 (PyYAML, OmegaConf) reads a bare `on:` key as the boolean true
+    join = {"on" if k is True or k == "True" else k: v
+            for k, v in _mapping(spec["join"], file, jkey).items()}
+    _known_keys(join, JOIN_KEYS, file, jkey)
+    for required in ("entities", "features", "on"):
+        if required not in join:
+            raise ConfigError(f"a join needs {', '.join(repr(k) for k in JOIN_KEYS[:3])} (and "
+                              "'as_of' when a feature set has a timestamp); missing "
+                              f"{required!r}", file=file, key=jkey)
+    for k in ("on", "as_of"):
+        if k in join and (not isinstance(join[k], str) or not join[k]):
+            raise ConfigError("expected a column name", file=file, key=f"{jkey}.{k}")
+    raw = join["features"]
+    if isinstance(raw, str | Mapping):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("expected a list of feature sets (NAME, NAME@7, or {feature_set: "
+                          "NAME, max_age: 7d})", file=file, key=f"{jkey}.features")
+    uses = []
+    for n, item in enumerate(raw):
+        fkey = f"{jkey}.features[{n}]"
+        max_age = None
+        if isinstance(item, Mapping):
+            _known_keys(item, ("feature_set", "max_age"), file, fkey)
+            if "max_age" in item:
+                try:
+                    max_age = parse_age(item["max_age"], what="max_age")
+                except Exception as exc:
+                    raise ConfigError(str(exc), file=file, key=f"{fkey}.max_age") from None
+            item = item.get("feature_set")
+        uses.append(FeatureUse(ref=_feature_ref(item, file, fkey), max_age_s=max_age))
+    entities = join["entities"]
+    stage_name = out_name = None
+    path = ""
+    if isinstance(entities, str):
+        stage_name, dot, out_name = entities.partition(".")
+        if not dot or not stage_name or not out_name:
+            raise ConfigError(f"expected 'STAGE.OUTPUT' or a mapping with 'path'; found "
+                              f"{entities!r}", file=file, key=f"{jkey}.entities")
+    else:
+        path = _parse_artifact("entities", entities, ("path",), file, f"{jkey}.entities").path
+    for p in ([path] if path else []):
+        if not p.endswith((".parquet", ".pq")):
+            raise ConfigError(f"the entity table of a join is read as Parquet; found '{p}'",
+                              file=file, key=f"{jkey}.entities")
+    return Input(name=name, path="", schema=_schema_path(spec, file, key), stage=stage_name,
+                 output=out_name, join=Join(features=tuple(uses), on=join["on"],
+                                            as_of=join.get("as_of"), entities=path))
+
+
+def _parse_publish(raw: Any, path: str, file: str, key: str) -> Publish:
+    if isinstance(raw, str):
+        raw = {"feature_set": raw}
+    spec = _mapping(raw, file, key)
+    _known_keys(spec, PUBLISH_KEYS, file, key)
+    name = spec.get("feature_set")
+    from framework.features.catalog import NAME
+
+    if not isinstance(name, str) or not re.fullmatch(NAME, name):
+        raise ConfigError(f"expected a feature set name (a letter, then letters, digits, '_', "
+                          f"'.' or '-'); found {name!r}", file=file, key=f"{key}.feature_set")
+    for k in ("entity", "timestamp"):
+        if spec.get(k) is not None and not isinstance(spec[k], str):
+            raise ConfigError("expected a column name", file=file, key=f"{key}.{k}")
+    if spec.get("timestamp") and not spec.get("entity"):
+        raise ConfigError("a timestamp needs an entity column to join on", file=file,
+                          key=f"{key}.entity")
+    if not path.endswith((".parquet", ".pq")):
+        raise ConfigError(f"a published table is Parquet (joins stream from it); found "
+                          f"'{path}'", file=file, key=key)
+    return Publish(feature_set=name, entity=spec.get("entity"), timestamp=spec.get("timestamp"))
+
+
 def _parse_artifact(name: str, spec: Any, allowed: tuple[str, ...], file: str, key: str) -> Output:
     if isinstance(spec, str):
         spec = {"path": spec}
@@ -425,12 +585,11 @@ def _parse_artifact(name: str, spec: Any, allowed: tuple[str, ...], file: str, k
     if not isinstance(path, str) or not path:
         raise ConfigError("missing 'path'", file=file, key=f"{key}.path")
     _check_relative(path, file, f"{key}.path")
-    schema = spec.get("schema")
-    if schema is not None:
-        if not isinstance(schema, str):
-            raise ConfigError("expected the path of a JSON Schema file", file=file, key=f"{key}.schema")
-        _check_relative(schema, file, f"{key}.schema")
-    return Output(name=name, path=path, schema=schema)
+    schema = _schema_path(spec, file, key)
+    publish = None
+    if spec.get("publish") is not None:
+        publish = _parse_publish(spec["publish"], path, file, f"{key}.publish")
+    return Output(name=name, path=path, schema=schema, publish=publish)
 
 
 def _check_relative(path: str, file: str, key: str) -> None:
@@ -459,6 +618,17 @@ def _link(stages: list[Stage], file: str) -> list[Stage]:
         ins = []
         for i in s.ins:
             key = f"pipeline.stages.{s.name}.ins.{i.name}"
+            if i.feature is not None:
+                ins.append(i)
+                continue
+            if i.join is not None and i.stage is None:
+                if i.join.entities in producers:
+                    raise ConfigError(f"'{i.join.entities}' is an output of stage "
+                                      f"'{producers[i.join.entities]}'; refer to it as "
+                                      f"'{producers[i.join.entities]}.<output>'",
+                                      file=file, key=f"{key}.join.entities")
+                ins.append(i)
+                continue
             if i.stage is None:
                 if i.path in producers:
                     raise ConfigError(f"'{i.path}' is an output of stage '{producers[i.path]}'; "
@@ -481,6 +651,13 @@ def _link(stages: list[Stage], file: str) -> list[Stage]:
                                   (f"its outputs: {', '.join(known)}" if known else
                                    f"stage '{source.name}' has no outs"))
             out = outs[i.output]
+            if i.join is not None:
+                if not out.path.endswith((".parquet", ".pq")):
+                    raise ConfigError(f"the entity table of a join is read as Parquet; "
+                                      f"'{ref}' is '{out.path}'", file=file,
+                                      key=f"{key}.join.entities")
+                ins.append(replace(i, join=replace(i.join, entities=out.path)))
+                continue
             ins.append(Input(name=i.name, path=out.path, schema=out.schema, stage=i.stage,
                              output=i.output))
         linked.append(replace(s, ins=tuple(ins)))
@@ -517,7 +694,8 @@ def _toposort(stages: list[Stage], file: str) -> list[Stage]:
 def _check_schemas(stages: Iterable[Stage], root: Path, file: str) -> None:
     seen: dict[str, str] = {}
     for s in stages:
-        arts = [("ins", a) for a in s.ins if a.stage is None] + [("outs", a) for a in s.outs]
+        arts = [("ins", a) for a in s.ins if a.stage is None or a.join is not None] + \
+            [("outs", a) for a in s.outs]
         if s.metrics:
             arts.append(("metrics", s.metrics))
         for section, art in arts:

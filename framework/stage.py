@@ -20,6 +20,7 @@ import argparse
 import copy
 import importlib
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -48,18 +49,20 @@ class StageCall:
     metrics: str | None = None
     plots: dict[str, str] = field(default_factory=dict)
     schemas: dict[str, str] = field(default_factory=dict)
-
+    #: input name → the pinned feature-set version it reads (``NAME@VERSION#SHA256``)
+    features: dict[str, str] = field(default_factory=dict)
+    #: input name → the compiled point-in-time join it reads (JSON)
+    joins: dict[str, str] = field(default_factory=dict)
+    #: output name → ``FEATURE_SET[,entity=COLUMN][,timestamp=COLUMN]``: published when written
+    publish: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_stage(cls, stage: Any) -> StageCall:
         """The call the compiler's command for a :class:`framework.spec.Stage` describes."""
-        schemas = {a.name: a.schema for a in (*stage.ins, *stage.outs) if a.schema}
-        if stage.metrics and stage.metrics.schema:
-            schemas["metrics"] = stage.metrics.schema
-        return cls(name=stage.name, run=stage.run, params=list(stage.params),
-                   ins={i.name: i.path for i in stage.ins}, outs={o.name: o.path for o in stage.outs},
-                   metrics=stage.metrics.path if stage.metrics else None,
-                   plots={p.name: p.path for p in stage.plots}, schemas=schemas)
+        from framework.compiler import stage_command
+
+        # the compiler's own command, parsed: one description of a stage's call
+        return parse_args(shlex.split(stage_command(stage))[4:])
 
 
 def parse_args(argv: list[str]) -> StageCall:
@@ -68,8 +71,8 @@ def parse_args(argv: list[str]) -> StageCall:
     parser.add_argument("name")
     parser.add_argument("--run", required=True, help="dotted path of the stage function")
     parser.add_argument("--params", default="", help="comma-separated params.yaml keys")
-    for flag in ("in", "out", "plot", "schema"):
-        parser.add_argument(f"--{flag}", action="append", default=[], metavar="NAME=PATH")
+    for flag in ("in", "out", "plot", "schema", "feature", "join", "publish"):
+        parser.add_argument(f"--{flag}", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--metrics", default=None, metavar="PATH")
     ns = parser.parse_args(argv)
 
@@ -85,7 +88,8 @@ def parse_args(argv: list[str]) -> StageCall:
     return StageCall(name=ns.name, run=ns.run, params=[p for p in ns.params.split(",") if p],
                      ins=pairs(ns.__dict__["in"], "in"), outs=pairs(ns.out, "out"),
                      metrics=ns.metrics, plots=pairs(ns.plot, "plot"),
-                     schemas=pairs(ns.schema, "schema"))
+                     schemas=pairs(ns.schema, "schema"), features=pairs(ns.feature, "feature"),
+                     joins=pairs(ns.join, "join"), publish=pairs(ns.publish, "publish"))
 
 
 def load_params(root: Path, keys: list[str]) -> dict[str, Any]:
@@ -279,13 +283,67 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
     remove_leftovers(call, root)
     t0 = time.perf_counter()
     params = load_params(root, call.params)
+    fetch_features(call, root)
     inputs = {name: io.read(root / path, numbers=_number_columns(call, name, root))
               for name, path in call.ins.items()}
     t1 = time.perf_counter()
     outputs = execute(call, params, inputs, root)
     t2 = time.perf_counter()
+    for name, text in call.publish.items():  # before anything is written
+        from framework.features.catalog import check_keys
+
+        opts = dict(o.partition("=")[::2] for o in text.split(",")[1:])
+        check_keys(outputs[name], opts.get("entity"), opts.get("timestamp"),
+                   what=f"stage '{call.name}', output '{name}' ({call.outs[name]}), published "
+                        f"as {text.split(',')[0]}")
     write_outputs(call, outputs, root)
-    return {"load": t1 - t0, "run": t2 - t1, "write": time.perf_counter() - t2}
+    t3 = time.perf_counter()
+    timings = {"load": t1 - t0, "run": t2 - t1, "write": t3 - t2}
+    if call.publish:
+        publish_outputs(call, params, root)
+        timings["publish"] = time.perf_counter() - t3
+    return timings
+
+
+def fetch_features(call: StageCall, root: Path) -> None:
+    """Put each pinned feature-set version, and each join of them, at its input's path."""
+    if not call.features and not call.joins:
+        return
+    import json
+
+    from framework.features.pins import materialize, run_join
+
+    for name, pin in call.features.items():
+        materialize(pin, root)
+    for name, text in call.joins.items():
+        target = root / call.ins[name]
+        if not target.is_file():  # named by a hash of the plan: the same join, once
+            run_join(json.loads(text), target, root)
+
+
+def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> None:
+    """Record each published output as a version of its feature set (see framework.features)."""
+    from framework.features.catalog import open_catalog
+    from framework.registry.artifacts import sha256_file
+    from framework.registry.lineage import git_state
+
+    lineage = {"stage": call.name, "run": call.run, "git": git_state(root),
+               "params": io.to_plain(params),
+               "inputs": {n: sha256_file(root / p) for n, p in call.ins.items()
+                          if (root / p).is_file()},
+               "features": dict(call.features)}
+    with open_catalog(create=True, project_dir=root) as cat:
+        for name, text in call.publish.items():
+            feature_set, *options = text.split(",")
+            opts = dict(o.partition("=")[::2] for o in options)
+            schema = None
+            if name in call.schemas:
+                schema = schema_file(root / call.schemas[name], compiled=False)
+            fv, created = cat.publish(feature_set, root / call.outs[name],
+                                      entity=opts.get("entity"), timestamp=opts.get("timestamp"),
+                                      schema=schema, lineage=lineage)
+            log.info("%s %s (%s rows, sha256 %s)", "published" if created else "unchanged:",
+                     fv.ref, f"{fv.rows:,}", fv.sha256[:12])
 
 
 def remove_leftovers(call: StageCall, root: Path) -> None:

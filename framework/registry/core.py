@@ -774,6 +774,18 @@ def migrate(source: Registry, target: Registry) -> Migration:
                                             what=what)
                 _, n = target.artifacts.put_file(src)
                 copied, size = copied + 1, size + n
+    from framework.registry.sql import FEATURE_COLUMNS
+
+    sha_at = [c.strip() for c in FEATURE_COLUMNS.split(",")].index("sha256")
+    for row in rows.get("feature_versions", []):  # the feature store's tables
+        sha = row[sha_at]
+        have = target.artifacts.path(sha)
+        if have.exists() and artifacts.sha256_file(have) == sha and target.artifacts.remote is None:
+            continue
+        what = f"feature set {row[0]}@{row[1]}"
+        src = artifacts.verify_file(source.artifacts.fetch(sha, what=what), sha, what=what)
+        _, n = target.artifacts.put_file(src)
+        copied, size = copied + 1, size + n
     target.store.copy_rows(rows)
     if target.store.dump() != rows:
         raise RegistryError("the copy differs from the source after migrate; the target was "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -94,6 +95,31 @@ def dvc_lock_hashes(path: str | os.PathLike[str] = "dvc.lock",
     return {"file": str(path), "schema": data.get("schema"), "stages": stages}
 
 
+_PIN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*@[0-9]+#[0-9a-f]{64}")
+
+
+def feature_pins(path: str | os.PathLike[str] = "dvc.lock") -> list[dict[str, Any]]:
+    """The feature-set versions the stages of ``dvc.lock`` ran with (``--feature`` and ``--join``
+    pins in their commands): ``[{"name", "version", "sha256", "stages"}]``."""
+    try:
+        data = read_yaml(path) or {}
+    except Exception:  # absent or unreadable: no pins recorded
+        return []
+    found: dict[str, list[str]] = {}
+    for stage, entry in (data.get("stages") or {}).items():
+        cmd = entry.get("cmd") if isinstance(entry, dict) else None
+        text = " ".join(cmd) if isinstance(cmd, list) else str(cmd or "")
+        for pin in _PIN.findall(text):
+            found.setdefault(pin, []).append(str(stage))
+    out = []
+    for pin, stages in sorted(found.items()):
+        name, _, rest = pin.partition("@")
+        version, _, sha = rest.partition("#")
+        out.append({"name": name, "version": int(version), "sha256": sha,
+                    "stages": sorted(set(stages))})
+    return out
+
+
 @cache
 def package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
@@ -118,6 +144,7 @@ def collect(*, project_dir: str | os.PathLike[str] = ".",
     return {
         "git": git_state(project_dir),
         "dvc_lock": dvc_lock_hashes(project_dir / "dvc.lock", skip_stages),
+        "feature_sets": feature_pins(project_dir / "dvc.lock"),
         "inputs": dict(inputs or {}),
         "packages": package_versions(),
         "platform": platform.platform(terse=True),

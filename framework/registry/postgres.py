@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from framework.errors import RegistryError, UsageError
-from framework.registry.sql import (SCHEMA_VERSION, TO_VERSION_4, SQLStore, run_migration,
-                                    schema_ddl)
+from framework.registry.sql import (SCHEMA_VERSION, TO_VERSION_4, TO_VERSION_5, SQLStore,
+                                    run_migration, schema_ddl)
 
 T = TypeVar("T")
 
@@ -54,7 +54,8 @@ _TRIGGERS = (
 
 #: Steps that take the schema from the version before to each version (the PostgreSQL backend
 #: started at version 3, with the tables of :func:`~framework.registry.sql.schema_ddl`).
-MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {4: TO_VERSION_4}
+MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
+    4: TO_VERSION_4, 5: TO_VERSION_5}
 
 
 def is_url(text: str) -> bool:

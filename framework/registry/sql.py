@@ -36,7 +36,7 @@ from framework.registry.store import (AliasConflict, AliasMove, Condition, Label
 T = TypeVar("T")
 
 #: The schema both backends create, and the version they record in ``schema_version``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _VERSION_METRICS = """CREATE TABLE IF NOT EXISTS version_metrics (
             name TEXT NOT NULL,
@@ -47,6 +47,23 @@ _VERSION_METRICS = """CREATE TABLE IF NOT EXISTS version_metrics (
             FOREIGN KEY (name, version) REFERENCES versions (name, version))"""
 _METRICS_INDEX = ("CREATE INDEX IF NOT EXISTS version_metrics_by_value "
                   "ON version_metrics (key, value, name)")
+#: The feature-set catalog (:mod:`framework.features`): one row per published version of a
+#: table, whose bytes are the artifact ``sha256``. A table is published once: ``(name, sha256)``
+#: is unique.
+_FEATURE_VERSIONS = """CREATE TABLE IF NOT EXISTS feature_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            sha256 TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            rows BIGINT NOT NULL,
+            entity TEXT,
+            "timestamp" TEXT,
+            schema TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            lineage TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (name, version),
+            UNIQUE (name, sha256))"""
 
 
 def schema_ddl(serial: str) -> tuple[str, ...]:
@@ -117,6 +134,7 @@ def schema_ddl(serial: str) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)",
         _VERSION_METRICS,
         _METRICS_INDEX,
+        _FEATURE_VERSIONS,
     )
 
 
@@ -139,6 +157,13 @@ def _fill_version_metrics(conn: Any) -> None:
 #: Schema 3 to 4, on either backend: the metrics table, filled from the versions' metrics.
 TO_VERSION_4: tuple[str | Callable[[Any], None], ...] = (
     _VERSION_METRICS, _METRICS_INDEX, _fill_version_metrics)
+
+
+#: Schema 4 to 5, on either backend: the feature-set catalog.
+TO_VERSION_5: tuple[str | Callable[[Any], None], ...] = (_FEATURE_VERSIONS,)
+
+FEATURE_COLUMNS = ('name, version, sha256, size, rows, entity, "timestamp", schema, profile, '
+                   "lineage, created_at")
 
 
 def run_migration(conn: Any, steps: Sequence[str | Callable[[Any], None]]) -> None:
@@ -168,11 +193,18 @@ TABLES: dict[str, str] = {
     "labels": "request_id, row, value, labelled_at",
     "monitor_runs": 'id, name, version, created_at, rows, alarm, "window", summary, '
                     "retrained_version",
+    "feature_versions": FEATURE_COLUMNS,
 }
 
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+def _feature_row(r: Sequence[Any]) -> dict[str, Any]:
+    return {"name": r[0], "version": int(r[1]), "sha256": r[2], "size": int(r[3]),
+            "rows": int(r[4]), "entity": r[5], "timestamp": r[6], "schema": json.loads(r[7]),
+            "profile": json.loads(r[8]), "lineage": json.loads(r[9]), "created_at": r[10]}
 
 
 class SQLStore(Store):
@@ -370,6 +402,42 @@ class SQLStore(Store):
             self._after_copy(conn)
 
         self._transact(tx, "copy")
+
+    def add_feature_version(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Record a published table as the next version of feature set ``row["name"]``, unless
+        that feature set already holds the same bytes (``sha256``): ``(version row, created)``.
+        Serialised per feature set, so versions are consecutive."""
+        name = row["name"]
+
+        def tx(conn: Any) -> tuple[dict[str, Any], bool]:
+            found = conn.execute(f"SELECT {FEATURE_COLUMNS} FROM feature_versions WHERE name = ? "
+                                 "AND sha256 = ?", (name, row["sha256"])).fetchone()
+            if found is not None:
+                return _feature_row(found), False
+            top = conn.execute("SELECT MAX(version) FROM feature_versions WHERE name = ?",
+                               (name,)).fetchone()[0]
+            new = {**row, "version": (top or 0) + 1}
+            conn.execute(f"INSERT INTO feature_versions ({FEATURE_COLUMNS}) VALUES "
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (name, new["version"], new["sha256"], int(new["size"]),
+                          int(new["rows"]), new.get("entity"), new.get("timestamp"),
+                          dumps(new["schema"]), dumps(new["profile"]), dumps(new["lineage"]),
+                          new["created_at"]))
+            return new, True
+
+        return self._transact(tx, f"features/{name}")
+
+    def feature_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every version of feature set ``name`` (of every feature set when None), in order."""
+        def q(conn: Any) -> list[dict[str, Any]]:
+            if name is None:
+                rows = conn.execute(f"SELECT {FEATURE_COLUMNS} FROM feature_versions "
+                                    "ORDER BY name, version").fetchall()
+            else:
+                rows = conn.execute(f"SELECT {FEATURE_COLUMNS} FROM feature_versions WHERE "
+                                    "name = ? ORDER BY version", (name,)).fetchall()
+            return [_feature_row(r) for r in rows]
+        return self._read(q)
 
     # -- reads -----------------------------------------------------------------------------------
 

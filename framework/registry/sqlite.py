@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from framework.errors import NotRegistered, RegistryError
-from framework.registry.sql import (SCHEMA_VERSION, TO_VERSION_4, SQLStore, run_migration,
-                                    schema_ddl)
+from framework.registry.sql import (SCHEMA_VERSION, TO_VERSION_4, TO_VERSION_5, SQLStore,
+                                    run_migration, schema_ddl)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = 
             retrained_version INTEGER)""",
         "CREATE INDEX IF NOT EXISTS monitor_runs_by_name ON monitor_runs (name, id)"),
     4: TO_VERSION_4,
+    5: TO_VERSION_5,
 }
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

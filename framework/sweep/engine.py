@@ -187,14 +187,36 @@ def stage_keys(spec: PipelineSpec, file_hash: Callable[[str], str]) -> dict[str,
             "run": stage.run,
             "source": file_hash(stage.source) if stage.source else None,
             "params": {p: lookup(spec.params, p) for p in stage.params},
-            "ins": {i.name: f"{keys[i.stage]}/{i.output}" if i.stage else file_hash(i.path)
-                    for i in stage.ins},
+            "ins": {i.name: _input_key(i, keys, file_hash) for i in stage.ins},
             "schemas": {s: file_hash(s) for s in stage.schemas},
             "outs": [o.path for o in stage.outs],
         }
         text = json.dumps(payload, sort_keys=True, default=repr)
         keys[stage.name] = hashlib.sha256(text.encode()).hexdigest()
     return keys
+
+
+def _input_key(i: Any, keys: dict[str, str], file_hash: Callable[[str], str]) -> str:
+    if i.feature is not None:  # a pinned feature-set version: its sha256 says it all
+        return i.feature.pin
+    if i.join is not None:
+        from framework.features.pins import join_plan, plan_text
+
+        entities = f"{keys[i.stage]}/{i.output}" if i.stage else file_hash(i.join.entities)
+        return f"{plan_text(join_plan(i.join))}/{entities}"
+    return f"{keys[i.stage]}/{i.output}" if i.stage else file_hash(i.path)
+
+
+def _read_input(i: Any, root: Path, upstream: Any = None) -> Any:
+    """An input read from its file, or computed through the feature store (``upstream``: the
+    entity table of a join, when a stage of the trial made it)."""
+    if i.pinned:
+        from framework.features.pins import read_input
+
+        return read_input(i, root, upstream)
+    from framework import io
+
+    return io.read(root / i.path)
 
 
 class SweepSession:
@@ -442,7 +464,6 @@ def run_tasks(tasks: Sequence[TrialTask], jobs: int) -> Iterator[TrialOutcome]:
 
 def _run_shared(trials: Sequence[Trial]) -> None:
     """Run, once, the stages whose key is the same in every trial."""
-    from framework import io
     from framework.spec import lookup
     from framework.stage import StageCall, execute
 
@@ -457,9 +478,10 @@ def _run_shared(trials: Sequence[Trial]) -> None:
         inputs = {}
         for i in stage.ins:
             if i.stage is None:
-                inputs[i.name] = io.read(root / i.path)
+                inputs[i.name] = _read_input(i, root)
             elif first.keys[i.stage] in _MEMO:
-                inputs[i.name] = _MEMO[first.keys[i.stage]][i.output]
+                upstream = _MEMO[first.keys[i.stage]][i.output]
+                inputs[i.name] = _read_input(i, root, upstream) if i.join else upstream
             else:
                 break
         else:
@@ -637,7 +659,8 @@ def run_stages(task: TrialTask) -> TrialOutcome:
             if key in _MEMO:
                 outputs = _MEMO[key]
             else:
-                inputs = {i.name: io.read(root / i.path) if i.stage is None
+                inputs = {i.name: _read_input(i, root) if i.stage is None
+                          else _read_input(i, root, values[(i.stage, i.output)]) if i.join
                           else _copy(values[(i.stage, i.output)]) if i.stage not in own
                           else values[(i.stage, i.output)] for i in stage.ins}
                 params = {p.rsplit(".", 1)[-1]: lookup(spec.params, p) for p in stage.params}

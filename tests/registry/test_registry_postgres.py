@@ -68,6 +68,12 @@ def test_migrate_copies_a_local_registry_into_a_shared_one_and_nothing_differs(
         reg.store.put_labels([Label("r1", 0, 1), Label("r1", 1, 0)], "2026-01-01T00:00:00")
         reg.store.add_monitor_run(MonitorRun("bc", 2, "2026-01-02T00:00:00", 300, True,
                                              {"last": 300}, {"data_drift": "alarm"}))
+        import pandas as pd
+
+        from framework.features.catalog import Catalog
+
+        pd.DataFrame({"id": [1, 2], "x": [0.5, 1.5]}).to_parquet(tmp_path / "cells.parquet")
+        Catalog(reg).publish("cells", tmp_path / "cells.parquet", entity="id")
         before = reg.store.dump()
     url = postgres.create_database("migrated")
     shared = tmp_path / "shared"
@@ -77,8 +83,9 @@ def test_migrate_copies_a_local_registry_into_a_shared_one_and_nothing_differs(
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["rows"] == {"versions": 2, "version_metrics": 2, "aliases": 2,
-                              "alias_history": 3, "labels": 2, "monitor_runs": 1}
-    assert report["artifacts"] == 2 and "framework-test-secret" not in proc.stdout
+                              "alias_history": 3, "labels": 2, "monitor_runs": 1,
+                              "feature_versions": 1}
+    assert report["artifacts"] == 3 and "framework-test-secret" not in proc.stdout
     os.environ["FRAMEWORK_REGISTRY_ARTIFACTS"] = str(shared)
     try:
         with open_registry(url, create=False) as reg:
@@ -86,6 +93,8 @@ def test_migrate_copies_a_local_registry_into_a_shared_one_and_nothing_differs(
             assert reg.check() == []
             assert reg.resolve("bc@champion").version == 2
             assert reg.load("bc@staging") is not None  # the artifact came along, sha256 checked
+            cells = Catalog(reg).resolve("cells@1")  # and the feature store's tables
+            assert pd.read_parquet(Catalog(reg).path(cells))["x"].tolist() == [0.5, 1.5]
             # the next writes follow the copied ids
             reg.set_alias("bc", 2, "staging", reason="after the move")
             assert [m.id for m in reg.history("bc")] == [1, 2, 3, 4]
