@@ -1,6 +1,7 @@
 """Benchmark: point-in-time joins, ``framework.features.join`` against pandas ``merge_asof``.
 
-    python benchmarks/features.py [--feature-rows 10000000] [--entity-rows 1000000] [--skip-wide]
+    python benchmarks/features.py [--feature-rows 10000000] [--entity-rows 1000000]
+                                  [--skip-wide | --skip-long]
 
 Two shapes, each joined by both engines in a fresh process, timed from start to exit, with its
 peak memory (maximum resident set size of the finished child):
@@ -92,8 +93,9 @@ def write_entities(path: Path, rows: int, entities: int, seed: int) -> None:
 def timed(code: str, *args: str) -> tuple[float, float]:
     """Seconds from start to exit and peak RSS in MB of ``python -c code args``."""
     helper = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
-              "p = subprocess.run([sys.executable, '-c', *sys.argv[1:]], stderr=subprocess.PIPE, "
-              "text=True); took = time.perf_counter() - t; "
+              "p = subprocess.run([sys.executable, '-c', *sys.argv[1:]], "
+              "stdout=subprocess.DEVNULL, "
+              "stderr=subprocess.PIPE, text=True); took = time.perf_counter() - t; "
               "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024; "
               "print(json.dumps({'rc': p.returncode, 'seconds': took, 'rss': rss, "
               "'err': p.stderr[-2000:]}))")
@@ -150,14 +152,16 @@ def main() -> int:
     p.add_argument("--feature-rows", type=int, default=10_000_000)
     p.add_argument("--entity-rows", type=int, default=1_000_000)
     p.add_argument("--skip-wide", action="store_true", help="only the long shape")
+    p.add_argument("--skip-long", action="store_true", help="only the wide shape")
     args = p.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         folder = Path(tmp)
         if not args.skip_wide:
             results += shape("wide", folder, 17_000, 17_000, 5, 1_000)
-        results += shape("long", folder, args.entity_rows, max(1, args.feature_rows // 10), 10,
-                         50)
+        if not args.skip_long:
+            results += shape("long", folder, args.entity_rows, max(1, args.feature_rows // 10),
+                             10, 50)
     print(f"\npoint-in-time joins on {os.cpu_count()} cores, one run each (wall time, peak RSS)")
     width = max(len(r[0]) for r in results)
     for i in range(0, len(results), 2):

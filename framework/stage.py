@@ -315,10 +315,8 @@ def fetch_features(call: StageCall, root: Path) -> None:
 
     for name, pin in call.features.items():
         materialize(pin, root)
-    for name, text in call.joins.items():
-        target = root / call.ins[name]
-        if not target.is_file():  # named by a hash of the plan: the same join, once
-            run_join(json.loads(text), target, root)
+    for name, text in call.joins.items():  # again at every run: the entity table may differ
+        run_join(json.loads(text), root / call.ins[name], root)
 
 
 def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> None:

@@ -99,6 +99,7 @@ def point_in_time_join(entities: str | os.PathLike[str], *, on: str, as_of: str 
                                  "preserve_insertion_order": False})
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # the library never prints
         if temp_dir is not None:
             con.execute(f"SET temp_directory = {_lit(str(temp_dir))}")
         described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(entities))})")

@@ -262,7 +262,11 @@ def run_join(plan: Mapping[str, Any], out: Path, root: Path, *,
         for f in plan["features"]:
             name, version, sha = parse_pin(f["pin"])
             fv = cat.get(name, version, sha)
-            sources.append(_source(fv, str(cat.path(fv)), f.get("max_age_s"))[0])
+            age = f.get("max_age_s")
+            if age is not None and (type(age) is not int or age < 1):  # it goes into SQL
+                raise UsageError(f"--join: max_age_s {age!r} is not a positive whole number of "
+                                 "seconds; recompile")
+            sources.append(_source(fv, str(cat.path(fv)), age)[0])
     tmp = root / ".framework" / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     return point_in_time_join(entities or root / plan["entities"], on=plan["on"],
@@ -279,10 +283,9 @@ def read_input(i: Any, root: Path, entities: Any = None) -> Any:
     if i.feature is not None:
         return io.read(materialize(i.feature.pin, root))
     plan = join_plan(i.join)
-    if entities is None:
+    if entities is None:  # joined again: the entity file may have changed since
         target = root / i.path
-        if not target.is_file():
-            run_join(plan, target, root)
+        run_join(plan, target, root)
         return io.read(target)
     tmp = root / ".framework" / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
