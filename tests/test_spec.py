@@ -29,13 +29,29 @@ BAD_CONFIGS = [
     ("input-names-no-output", [(PIPELINE, "ins: {train: split.train}", "ins: {train: split.trian}")], [],
      r"tabular_classification.yaml: pipeline.stages.train.ins.train: input 'split.trian' names no "
      r"output of stage 'split'.*did you mean 'split.train'"),
+    ("publish-not-parquet", [(PIPELINE, "raw: {path: data/raw.parquet,", "raw: {path: data/raw.csv,"),
+                             (PIPELINE, "publish: {feature_set: breast_cancer}",
+                              "publish: {feature_set: breast_cancer}")], [],
+     r"pipeline.stages.ingest.outs.raw.publish: a published table is Parquet"),
+    ("publish-bad-name", [(PIPELINE, "publish: {feature_set: breast_cancer}",
+                           "publish: {feature_set: ../cancer}")], [],
+     r"pipeline.stages.ingest.outs.raw.publish.feature_set: expected a feature set name"),
+    ("feature-ref", [(PIPELINE, "raw: ingest.raw", "raw: {feature_set: breast_cancer@seven}")], [],
+     r"pipeline.stages.split.ins.raw.feature_set: expected a feature set reference"),
+    ("join-without-on", [(PIPELINE, "raw: ingest.raw",
+                          "raw: {join: {entities: ingest.raw, features: [cells]}}")], [],
+     r"pipeline.stages.split.ins.raw.join: a join needs 'entities', 'features', 'on'.*"
+     r"missing 'on'"),
+    ("join-max-age", [(PIPELINE, "raw: ingest.raw", "raw: {join: {entities: ingest.raw, "
+                       "features: [{feature_set: cells, max_age: soon}], on: id}}")], [],
+     r"join.features\[0\].max_age: max_age: expected a positive age such as 90s"),
     ("input-names-no-stage", [(PIPELINE, "raw: ingest.raw", "raw: ingst.raw")], [],
      r"pipeline.stages.split.ins.raw: input 'ingst.raw' names no stage 'ingst'.*did you mean 'ingest'"),
     ("cycle", [(PIPELINE, "params: [dataset]\n", "params: [dataset]\n    ins: {back: split.train}\n")], [],
      r"tabular_classification.yaml: pipeline.stages.ingest.ins: the stages form a cycle: "
      r"ingest -> split -> ingest"),
-    ("missing-schema", [(PIPELINE, "raw: {path: data/raw.parquet, schema: schemas/features.json}",
-                         "raw: {path: data/raw.parquet, schema: schemas/featres.json}")], [],
+    ("missing-schema", [(PIPELINE, "raw: {path: data/raw.parquet, schema: schemas/features.json,",
+                         "raw: {path: data/raw.parquet, schema: schemas/featres.json,")], [],
      r"pipeline.stages.ingest.outs.raw.schema: schema file 'schemas/featres.json' does not exist"
      r".*did you mean 'schemas/features.json'"),
     ("function-not-defined", [(PIPELINE, "run: pipelines.tabular.train", "run: pipelines.tabular.trian")], [],
