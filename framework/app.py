@@ -250,6 +250,16 @@ def run_spec(spec: Any, root: Path) -> int:
         return exc.exit_code
 
     print_summary(out, spec, result)
+    if result.ok:
+        try:
+            from framework.stage import ensure_published
+
+            for fv in ensure_published(spec.stages, root):  # skipped stages, restored outputs
+                out.print(f"published {fv.ref} ({fv.rows:,} rows, sha256 {fv.sha256[:12]}): "
+                          "the feature store did not hold these bytes yet")
+        except FrameworkError as exc:
+            err.print(f"error: publishing to the feature store: {exc}", markup=False)
+            return exc.exit_code
     if not result.ok:
         failed = next((s.name for s in result.stages if s.status == "failed"), None)
         if result.interrupted:

@@ -319,8 +319,36 @@ def fetch_features(call: StageCall, root: Path) -> None:
         run_join(json.loads(text), root / call.ins[name], root)
 
 
-def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> None:
-    """Record each published output as a version of its feature set (see framework.features)."""
+def ensure_published(stages: Any, root: Path) -> list[Any]:
+    """Publish the published outputs of ``stages`` whose bytes the catalog lacks: the stage was
+    skipped, or its outputs restored from DVC's cache, since the store last saw them (a new
+    registry, another clone). Returns the versions this made."""
+    from framework.features.catalog import open_catalog
+    from framework.registry.artifacts import sha256_file
+
+    missing = []
+    outs = [(s, o) for s in stages for o in s.outs if o.publish is not None]
+    if not outs:
+        return []
+    with open_catalog(create=True, project_dir=root) as cat:
+        for stage, o in outs:
+            path = root / o.path
+            if not path.is_file():
+                continue
+            have = {fv.sha256 for fv in cat.versions(o.publish.feature_set)}
+            if sha256_file(path) not in have and stage not in missing:
+                missing.append(stage)
+    made = []
+    for stage in missing:
+        call = StageCall.from_stage(stage)
+        made += [fv for fv, created in publish_outputs(call, load_params(root, call.params), root)
+                 if created]
+    return made
+
+
+def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> list[Any]:
+    """Record each published output as a version of its feature set (see framework.features);
+    ``[(version, created)]``."""
     from framework.features.catalog import open_catalog
     from framework.registry.artifacts import sha256_file
     from framework.registry.lineage import git_state
@@ -330,6 +358,7 @@ def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> None
                "inputs": {n: sha256_file(root / p) for n, p in call.ins.items()
                           if (root / p).is_file()},
                "features": dict(call.features)}
+    done = []
     with open_catalog(create=True, project_dir=root) as cat:
         for name, text in call.publish.items():
             feature_set, *options = text.split(",")
@@ -342,6 +371,8 @@ def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> None
                                       schema=schema, lineage=lineage)
             log.info("%s %s (%s rows, sha256 %s)", "published" if created else "unchanged:",
                      fv.ref, f"{fv.rows:,}", fv.sha256[:12])
+            done.append((fv, created))
+    return done
 
 
 def remove_leftovers(call: StageCall, root: Path) -> None:

@@ -101,7 +101,8 @@ def show_main(argv: list[str]) -> int:
               f"commit {(git.get('commit') or 'unknown')[:12]}"
               + (" (uncommitted changes)" if git.get("dirty") else ""))
     for key, value in sorted((fv.lineage.get("params") or {}).items()):
-        out.print(f"  param {key}: {json.dumps(value, default=str)[:200]}")
+        text = json.dumps(value, default=str)
+        out.print(f"  param {key}: {text if len(text) <= 200 else text[:197] + '...'}")
     rows = []
     for name, schema in fv.columns.items():
         prof = fv.profile.get(name, {})

@@ -27,6 +27,12 @@ def test_publish_pin_rerun_only_when_the_pin_moves(tmp_path: Path) -> None:
         v1 = cat.resolve("breast_cancer@latest")
     assert v1.version == 1 and v1.rows == 569 and v1.lineage["stage"] == "ingest"
     assert v1.lineage["git"]["commit"]
+    # another registry: ingest is up to date and skipped, and its table is published all the same
+    second = tmp_path / "second-registry"
+    again = run_cli(producer, f"registry.path={second}", check=True)
+    assert "ingest    skipped" in again.stdout and "published breast_cancer@1" in again.stdout
+    with open_catalog(second) as cat:
+        assert cat.resolve("breast_cancer").sha256 == v1.sha256
 
     consumer = init_repo(copy_project(tmp_path / "consumer"))
     over = ["pipeline=from_features", "registry.model_name=bc_fs", f"registry.path={registry}"]
