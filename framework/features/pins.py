@@ -316,3 +316,21 @@ def moved_pins(committed: str, compiled: str) -> list[str]:
             now = ", ".join(f"v{v}" for v in sorted(new.get(name, ()))) or "nothing"
             lines.append(f"feature set {name}: dvc.yaml pins {was}; conf/ now resolves to {now}")
     return lines
+
+
+def stage_pins(stages: Sequence[Any]) -> list[dict[str, Any]]:
+    """The feature-set versions ``stages`` read (feature inputs and joins), in the form a
+    registered version's lineage records them (``lineage.feature_sets``)."""
+    found: dict[str, set[str]] = {}
+    for s in stages:
+        for i in s.ins:
+            uses = [i.feature] if i.feature is not None else \
+                list(i.join.features) if i.join is not None else []
+            for use in uses:
+                if use.pin:
+                    found.setdefault(use.pin, set()).add(s.name)
+    out = []
+    for pin, names in sorted(found.items()):
+        name, version, sha = parse_pin(pin)
+        out.append({"name": name, "version": version, "sha256": sha, "stages": sorted(names)})
+    return out

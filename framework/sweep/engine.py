@@ -390,9 +390,13 @@ class SweepSession:
         from framework.registry.lineage import collect
         from framework.sweep import launchers
 
+        from framework.features.pins import stage_pins
+
         lineage = collect(project_dir=self.root)
+        # the feature-set versions each trial read (dvc.lock knows only the last plain run's)
         tasks = [TrialTask(trial=t, sweep_id=self.sweep_id,
-                           trial_dir=str(self.store.trial_dir(t.index)), lineage=lineage,
+                           trial_dir=str(self.store.trial_dir(t.index)),
+                           lineage={**lineage, "feature_sets": stage_pins(t.spec.stages)},
                            workspace=self.save_dvc_experiments) for t in trials]
         yield from launchers.run(self.launcher, tasks, self.jobs)
 

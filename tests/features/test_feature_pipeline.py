@@ -47,6 +47,12 @@ def test_publish_pin_rerun_only_when_the_pin_moves(tmp_path: Path) -> None:
                                str(registry), "--json", check=True).stdout)
     assert [(f["name"], f["version"], f["sha256"]) for f in
             shown["lineage"]["feature_sets"]] == [("breast_cancer", 1, v1.sha256)]
+    # a sweep's trials read the pinned version too, and their versions record it
+    swept = run_cli(consumer, "-m", *over, "model.C=0.1,1", check=True)
+    assert "2 trials ran" in swept.stdout, swept.stdout
+    trial = json.loads(run_cli(consumer, "registry", "show", "bc_fs/3", "--registry",
+                               str(registry), "--json", check=True).stdout)
+    assert [f["sha256"] for f in trial["lineage"]["feature_sets"]] == [v1.sha256]
     run(consumer, "git", "add", "-A")
     run(consumer, "git", "commit", "-qm", "consume breast_cancer@1")
 
