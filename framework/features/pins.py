@@ -17,6 +17,7 @@ then reads like any other input.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -135,62 +136,63 @@ def pin_inputs(stages: Sequence[Any], root: Path, file: str,
                params: Mapping[str, Any] | None = None) -> list[Any]:
     """The stages with every feature input and join pinned to one version (see the module)."""
     from framework.errors import NotRegistered
-    from framework.features.join import output_columns
 
     try:
-        ctx = open_catalog(configured_registry(params or {}, root), create=False,
-                           project_dir=root)
-        cat = ctx.__enter__()
+        with open_catalog(configured_registry(params or {}, root), create=False,
+                          project_dir=root) as cat:
+            return _pin_all(stages, cat, root, file)
     except NotRegistered as exc:
         first = next(f"pipeline.stages.{s.name}.ins.{i.name}" for s in stages for i in s.ins
                      if i.pinned)
         raise ConfigError(f"no feature set is published yet ({exc}): run the pipeline that "
                           "publishes it first", file=file, key=first) from None
-    try:
-        out = []
-        for s in stages:
-            ins = []
-            for i in s.ins:
-                key = f"pipeline.stages.{s.name}.ins.{i.name}"
-                if i.feature is not None:
-                    fv = _resolve(cat, i.feature.ref, file, f"{key}.feature_set")
-                    _check_schema(root, i.schema, fv.columns, fv.ref, file, key)
-                    ins.append(replace(i, path=local_path(fv.pin),
-                                       feature=replace(i.feature, pin=fv.pin)))
-                elif i.join is not None:
-                    uses, sources = [], []
-                    for n, use in enumerate(i.join.features):
-                        fkey = f"{key}.join.features[{n}]"
-                        fv = _resolve(cat, use.ref, file, fkey)
-                        if fv.entity is None:
-                            raise ConfigError(f"feature set {fv.ref} has no entity column: it "
-                                              "cannot be joined (publish it with an entity)",
-                                              file=file, key=fkey)
-                        if fv.timestamp and not i.join.as_of:
-                            raise ConfigError(f"feature set {fv.ref} has a timestamp "
-                                              f"({fv.timestamp}): the join needs 'as_of', the "
-                                              "entity table's time column", file=file,
-                                              key=f"{key}.join")
-                        uses.append(replace(use, pin=fv.pin))
-                        sources.append(_source(fv, "", use.max_age_s))
-                    try:
-                        output_columns([], [src for src, _ in sources])
-                    except UsageError as exc:
-                        raise ConfigError(str(exc), file=file, key=f"{key}.join.features") \
-                            from None
-                    columns = {c: sch for fv_src in sources for c, sch in fv_src[1].items()}
-                    entity = _entity_columns(root, i, stages)
-                    _check_schema(root, i.schema, columns | (entity or {}), "the join", file,
-                                  key, only=None if entity is not None else set(columns))
-                    join = replace(i.join, features=tuple(uses))
-                    ins.append(replace(i, join=join,
-                                       path=join_path(s.name, i.name, join_plan(join))))
-                else:
-                    ins.append(i)
-            out.append(replace(s, ins=tuple(ins)))
-        return out
-    finally:
-        ctx.__exit__(None, None, None)
+
+
+def _pin_all(stages: Sequence[Any], cat: Catalog, root: Path, file: str) -> list[Any]:
+    from framework.features.join import output_columns
+
+    out = []
+    for s in stages:
+        ins = []
+        for i in s.ins:
+            key = f"pipeline.stages.{s.name}.ins.{i.name}"
+            if i.feature is not None:
+                fv = _resolve(cat, i.feature.ref, file, f"{key}.feature_set")
+                _check_schema(root, i.schema, fv.columns, fv.ref, file, key)
+                ins.append(replace(i, path=local_path(fv.pin),
+                                   feature=replace(i.feature, pin=fv.pin)))
+            elif i.join is not None:
+                uses, sources = [], []
+                for n, use in enumerate(i.join.features):
+                    fkey = f"{key}.join.features[{n}]"
+                    fv = _resolve(cat, use.ref, file, fkey)
+                    if fv.entity is None:
+                        raise ConfigError(f"feature set {fv.ref} has no entity column: it "
+                                          "cannot be joined (publish it with an entity)",
+                                          file=file, key=fkey)
+                    if fv.timestamp and not i.join.as_of:
+                        raise ConfigError(f"feature set {fv.ref} has a timestamp "
+                                          f"({fv.timestamp}): the join needs 'as_of', the "
+                                          "entity table's time column", file=file,
+                                          key=f"{key}.join")
+                    uses.append(replace(use, pin=fv.pin))
+                    sources.append(_source(fv, "", use.max_age_s))
+                try:
+                    output_columns([], [src for src, _ in sources])
+                except UsageError as exc:
+                    raise ConfigError(str(exc), file=file, key=f"{key}.join.features") \
+                        from None
+                columns = {c: sch for fv_src in sources for c, sch in fv_src[1].items()}
+                entity = _entity_columns(root, i, stages)
+                _check_schema(root, i.schema, columns | (entity or {}), "the join", file,
+                              key, only=None if entity is not None else set(columns))
+                join = replace(i.join, features=tuple(uses))
+                ins.append(replace(i, join=join,
+                                   path=join_path(s.name, i.name, join_plan(join))))
+            else:
+                ins.append(i)
+        out.append(replace(s, ins=tuple(ins)))
+    return out
 
 
 def _entity_columns(root: Path, i: Any, stages: Sequence[Any]) -> dict[str, Any] | None:
@@ -208,6 +210,7 @@ def _entity_columns(root: Path, i: Any, stages: Sequence[Any]) -> dict[str, Any]
 
 
 def _source(fv: FeatureVersion, path: str, max_age_s: int | None) -> Any:
+    """``(Source, {column: schema})``: a version as a join source, and the columns it adds."""
     from framework.features.join import Source
 
     keys = {fv.entity, fv.timestamp}
@@ -236,19 +239,10 @@ def materialize(pin: str, root: Path, catalog: Catalog | None = None) -> Path:
     return target
 
 
-class _catalog:
-    def __init__(self, root: Path, given: Catalog | None) -> None:
-        self.root, self.given, self.ctx = root, given, None
-
-    def __enter__(self) -> Catalog:
-        if self.given is not None:
-            return self.given
-        self.ctx = open_catalog(create=False, project_dir=self.root)
-        return self.ctx.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)
+def _catalog(root: Path, given: Catalog | None) -> Any:
+    """``given``, or the project's catalog, as a context manager."""
+    return contextlib.nullcontext(given) if given is not None else \
+        open_catalog(create=False, project_dir=root)
 
 
 def run_join(plan: Mapping[str, Any], out: Path, root: Path, *,
