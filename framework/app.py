@@ -254,7 +254,8 @@ def run_spec(spec: Any, root: Path) -> int:
         try:
             from framework.stage import ensure_published
 
-            for fv in ensure_published(spec.stages, root):  # skipped stages, restored outputs
+            ran = {s.name for s in result.stages if s.status == "ran"}  # they published
+            for fv in ensure_published([s for s in spec.stages if s.name not in ran], root):
                 out.print(f"published {fv.ref} ({fv.rows:,} rows, sha256 {fv.sha256[:12]}): "
                           "the feature store did not hold these bytes yet")
         except FrameworkError as exc:

@@ -109,7 +109,7 @@ def _chunks(path: str, kind: str, rows: int, number_columns: list[str]) -> Itera
             # closed, so memory would grow with the file instead of staying one chunk's worth
             for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows):
                 # one block per column: no copy into a 2-D block (which costs more than the
-                # decoding); the model's validation makes the one 2-D copy it needs
+                # decoding); the scorer makes the one 2-D array the model needs
                 yield batch.to_pandas(split_blocks=True)
             return
         # numbers read as numbers; a cell that is not one stays text, so only its row fails

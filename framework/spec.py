@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from framework.constraints import ConstraintCache, explain, satisfies
-from framework.errors import ConfigError, did_you_mean
+from framework.errors import ConfigError, UsageError, did_you_mean
 
 #: Top-level config keys that describe the pipeline rather than parametrize it: they never go to
 #: ``params.yaml``.
@@ -484,7 +484,7 @@ def _feature_ref(ref: Any, file: str, key: str) -> str:
 
     try:
         return str(parse_ref(ref))
-    except Exception:
+    except UsageError:
         raise ConfigError(f"expected a feature set reference ({REF_FORMS}); found {ref!r}",
                           file=file, key=key) from None
 
@@ -528,7 +528,7 @@ def _parse_join_input(name: str, spec: Mapping[str, Any], file: str, key: str) -
             if "max_age" in item:
                 try:
                     max_age = parse_age(item["max_age"], what="max_age")
-                except Exception as exc:
+                except UsageError as exc:
                     raise ConfigError(str(exc), file=file, key=f"{fkey}.max_age") from None
             item = item.get("feature_set")
         uses.append(FeatureUse(ref=_feature_ref(item, file, fkey), max_age_s=max_age))
@@ -542,10 +542,9 @@ def _parse_join_input(name: str, spec: Mapping[str, Any], file: str, key: str) -
                               f"{entities!r}", file=file, key=f"{jkey}.entities")
     else:
         path = _parse_artifact("entities", entities, ("path",), file, f"{jkey}.entities").path
-    for p in ([path] if path else []):
-        if not p.endswith((".parquet", ".pq")):
-            raise ConfigError(f"the entity table of a join is read as Parquet; found '{p}'",
-                              file=file, key=f"{jkey}.entities")
+    if path and not path.endswith((".parquet", ".pq")):
+        raise ConfigError(f"the entity table of a join is read as Parquet; found '{path}'",
+                          file=file, key=f"{jkey}.entities")
     return Input(name=name, path="", schema=_schema_path(spec, file, key), stage=stage_name,
                  output=out_name, join=Join(features=tuple(uses), on=join["on"],
                                             as_of=join.get("as_of"), entities=path))

@@ -292,10 +292,10 @@ def run_stage(call: StageCall, root: Path) -> dict[str, float]:
     for name, text in call.publish.items():  # before anything is written
         from framework.features.catalog import check_keys
 
-        opts = dict(o.partition("=")[::2] for o in text.split(",")[1:])
-        check_keys(outputs[name], opts.get("entity"), opts.get("timestamp"),
+        feature_set, entity, timestamp = publish_target(text)
+        check_keys(outputs[name], entity, timestamp,
                    what=f"stage '{call.name}', output '{name}' ({call.outs[name]}), published "
-                        f"as {text.split(',')[0]}")
+                        f"as {feature_set}")
     write_outputs(call, outputs, root)
     t3 = time.perf_counter()
     timings = {"load": t1 - t0, "run": t2 - t1, "write": t3 - t2}
@@ -319,10 +319,17 @@ def fetch_features(call: StageCall, root: Path) -> None:
         run_join(json.loads(text), root / call.ins[name], root)
 
 
+def publish_target(text: str) -> tuple[str, str | None, str | None]:
+    """``--publish``'s ``FEATURE_SET[,entity=COLUMN][,timestamp=COLUMN]`` → its three parts."""
+    feature_set, *options = text.split(",")
+    opts = dict(o.partition("=")[::2] for o in options)
+    return feature_set, opts.get("entity"), opts.get("timestamp")
+
+
 def ensure_published(stages: Any, root: Path) -> list[Any]:
-    """Publish the published outputs of ``stages`` whose bytes the catalog lacks: the stage was
-    skipped, or its outputs restored from DVC's cache, since the store last saw them (a new
-    registry, another clone). Returns the versions this made."""
+    """Publish the published outputs of ``stages`` (those ``dvc repro`` did not run) whose bytes
+    the catalog lacks: the stage was skipped, or its outputs restored from DVC's cache, since the
+    store last saw them (a new registry, another clone). Returns the versions this made."""
     from framework.features.catalog import open_catalog
     from framework.registry.artifacts import sha256_file
 
@@ -361,14 +368,12 @@ def publish_outputs(call: StageCall, params: dict[str, Any], root: Path) -> list
     done = []
     with open_catalog(create=True, project_dir=root) as cat:
         for name, text in call.publish.items():
-            feature_set, *options = text.split(",")
-            opts = dict(o.partition("=")[::2] for o in options)
+            feature_set, entity, timestamp = publish_target(text)
             schema = None
             if name in call.schemas:
                 schema = schema_file(root / call.schemas[name], compiled=False)
-            fv, created = cat.publish(feature_set, root / call.outs[name],
-                                      entity=opts.get("entity"), timestamp=opts.get("timestamp"),
-                                      schema=schema, lineage=lineage)
+            fv, created = cat.publish(feature_set, root / call.outs[name], entity=entity,
+                                      timestamp=timestamp, schema=schema, lineage=lineage)
             log.info("%s %s (%s rows, sha256 %s)", "published" if created else "unchanged:",
                      fv.ref, f"{fv.rows:,}", fv.sha256[:12])
             done.append((fv, created))

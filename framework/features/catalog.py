@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from framework.errors import NotFound, UsageError, did_you_mean
 
 NAME = r"[A-Za-z][A-Za-z0-9_.-]{0,99}"
 _REF = re.compile(rf"^(?P<name>{NAME})(?:@(?P<selector>latest|[0-9]+|sha256:[0-9a-f]{{12,64}}))?$")
+#: A compiled pin, ``NAME@VERSION#SHA256``: what dvc.yaml's commands carry.
+PIN = re.compile(rf"({NAME})@([0-9]+)#([0-9a-f]{{64}})")
 #: What a reference may look like, for messages.
 REF_FORMS = "NAME, NAME@latest, NAME@7 or NAME@sha256:HEX (12 to 64 hex digits)"
 
@@ -88,11 +90,22 @@ class FeatureVersion:
 
 def parse_pin(text: str) -> tuple[str, int, str]:
     """``NAME@VERSION#SHA256`` (a compiled pin) → ``(name, version, sha256)``."""
-    m = re.fullmatch(rf"({NAME})@([0-9]+)#([0-9a-f]{{64}})", text)
+    m = PIN.fullmatch(text)
     if m is None:
         raise UsageError(f"feature pin {text!r}: expected NAME@VERSION#SHA256 (dvc.yaml is "
                          "written by `python -m framework compile`; recompile)")
     return m[1], int(m[2]), m[3]
+
+
+def pin_records(found: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+    """Pins and the stages that read them → what a registered version's lineage records
+    (``lineage.feature_sets``): ``[{"name", "version", "sha256", "stages"}]``, sorted."""
+    out = []
+    for pin, stages in sorted(found.items()):
+        name, version, sha = parse_pin(pin)
+        out.append({"name": name, "version": version, "sha256": sha,
+                    "stages": sorted(set(stages))})
+    return out
 
 
 class Catalog:

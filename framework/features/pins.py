@@ -17,7 +17,6 @@ then reads like any other input.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import ConfigError, FrameworkError, UsageError
-from framework.features.catalog import Catalog, FeatureVersion, open_catalog, parse_pin
+from framework.features.catalog import (PIN, Catalog, FeatureVersion, open_catalog, parse_pin,
+                                       pin_records)
 
 CACHE = ".framework/features"
 
@@ -221,28 +221,28 @@ def _source(fv: FeatureVersion, path: str, max_age_s: int | None) -> Any:
 
 # -- run time ------------------------------------------------------------------------------------
 
-def materialize(pin: str, root: Path, catalog: Catalog | None = None) -> Path:
+def materialize(pin: str, root: Path) -> Path:
     """The local copy of a pinned version (copied from the store, sha256 checked, when it is
     missing or differs)."""
-    from framework.registry.artifacts import sha256_file
-
     from framework.io import atomic_path
+    from framework.registry.artifacts import sha256_file
 
     name, version, sha = parse_pin(pin)
     target = root / local_path(pin)
     if target.is_file() and sha256_file(target) == sha:
         return target
-    with _catalog(root, catalog) as cat:
+    with open_catalog(create=False, project_dir=root) as cat:
         src = cat.path(cat.get(name, version, sha))
         with atomic_path(target) as tmp:
             shutil.copyfile(src, tmp)
     return target
 
 
-def _catalog(root: Path, given: Catalog | None) -> Any:
-    """``given``, or the project's catalog, as a context manager."""
-    return contextlib.nullcontext(given) if given is not None else \
-        open_catalog(create=False, project_dir=root)
+def _scratch(root: Path) -> Path:
+    """The project's folder for a join's temporary files (DuckDB's spills, a sweep's tables)."""
+    tmp = root / ".framework" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return tmp
 
 
 def run_join(plan: Mapping[str, Any], out: Path, root: Path, *,
@@ -251,7 +251,7 @@ def run_join(plan: Mapping[str, Any], out: Path, root: Path, *,
     file (a sweep's in-memory table, written out). Returns its row count."""
     from framework.features.join import point_in_time_join
 
-    with _catalog(root, None) as cat:
+    with open_catalog(create=False, project_dir=root) as cat:
         sources = []
         for f in plan["features"]:
             name, version, sha = parse_pin(f["pin"])
@@ -261,10 +261,9 @@ def run_join(plan: Mapping[str, Any], out: Path, root: Path, *,
                 raise UsageError(f"--join: max_age_s {age!r} is not a positive whole number of "
                                  "seconds; recompile")
             sources.append(_source(fv, str(cat.path(fv)), age)[0])
-    tmp = root / ".framework" / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
     return point_in_time_join(entities or root / plan["entities"], on=plan["on"],
-                              as_of=plan.get("as_of"), sources=sources, out=out, temp_dir=tmp)
+                              as_of=plan.get("as_of"), sources=sources, out=out,
+                              temp_dir=_scratch(root))
 
 
 def read_input(i: Any, root: Path, entities: Any = None) -> Any:
@@ -281,9 +280,7 @@ def read_input(i: Any, root: Path, entities: Any = None) -> Any:
         target = root / i.path
         run_join(plan, target, root)
         return io.read(target)
-    tmp = root / ".framework" / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tmp) as folder:
+    with tempfile.TemporaryDirectory(dir=_scratch(root)) as folder:
         entity_file = Path(folder) / "entities.parquet"
         entities.to_parquet(entity_file, index=False)
         run_join(plan, Path(folder) / "joined.parquet", root, entities=entity_file)
@@ -292,13 +289,9 @@ def read_input(i: Any, root: Path, entities: Any = None) -> Any:
 
 def moved_pins(committed: str, compiled: str) -> list[str]:
     """Lines that say which feature-set pins moved between two texts of ``dvc.yaml``."""
-    import re
-
-    pin = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)@([0-9]+)#[0-9a-f]{64}")
-
     def versions(text: str) -> dict[str, set[int]]:
         out: dict[str, set[int]] = {}
-        for name, version in pin.findall(text):
+        for name, version, _ in PIN.findall(text):
             out.setdefault(name, set()).add(int(version))
         return out
 
@@ -323,8 +316,4 @@ def stage_pins(stages: Sequence[Any]) -> list[dict[str, Any]]:
             for use in uses:
                 if use.pin:
                     found.setdefault(use.pin, set()).add(s.name)
-    out = []
-    for pin, names in sorted(found.items()):
-        name, version, sha = parse_pin(pin)
-        out.append({"name": name, "version": version, "sha256": sha, "stages": sorted(names)})
-    return out
+    return pin_records(found)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -72,17 +71,25 @@ def _entry_hash(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def dvc_lock_hashes(path: str | os.PathLike[str] = "dvc.lock",
-                    skip_stages: tuple[str, ...] = ()) -> dict[str, Any] | None:
-    """The md5 of every dep and out of every stage recorded in ``dvc.lock`` (None if absent),
-    but ``skip_stages`` (the stage running now: its entry is still the previous run's)."""
-    path = Path(path)
+def _read_lock(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``dvc.lock``'s content (None if absent), or the reason it cannot be parsed."""
     if not path.exists():
-        return None
+        return None, None
     try:
-        data = read_yaml(path) or {}
+        return read_yaml(path) or {}, None
     except Exception as exc:  # a lock file we cannot parse is recorded, not fatal
-        return {"file": str(path), "error": f"could not parse: {exc}", "stages": {}}
+        return None, f"could not parse: {exc}"
+
+
+def dvc_lock_hashes(path: Path, data: dict[str, Any] | None, error: str | None,
+                    skip_stages: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The md5 of every dep and out of every stage recorded in ``dvc.lock`` (``data``, read
+    from ``path``; None if absent), but ``skip_stages`` (the stage running now: its entry is
+    still the previous run's)."""
+    if error is not None:
+        return {"file": str(path), "error": error, "stages": {}}
+    if data is None:
+        return None
     stages: dict[str, Any] = {}
     for name, stage in (data.get("stages") or {}).items():
         if not isinstance(stage, dict) or name in skip_stages:
@@ -95,29 +102,18 @@ def dvc_lock_hashes(path: str | os.PathLike[str] = "dvc.lock",
     return {"file": str(path), "schema": data.get("schema"), "stages": stages}
 
 
-_PIN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*@[0-9]+#[0-9a-f]{64}")
+def feature_pins(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The feature-set versions the stages of ``dvc.lock`` (``data``) ran with: the ``--feature``
+    and ``--join`` pins in their commands (:func:`framework.features.catalog.pin_records`)."""
+    from framework.features.catalog import PIN, pin_records
 
-
-def feature_pins(path: str | os.PathLike[str] = "dvc.lock") -> list[dict[str, Any]]:
-    """The feature-set versions the stages of ``dvc.lock`` ran with (``--feature`` and ``--join``
-    pins in their commands): ``[{"name", "version", "sha256", "stages"}]``."""
-    try:
-        data = read_yaml(path) or {}
-    except Exception:  # absent or unreadable: no pins recorded
-        return []
     found: dict[str, list[str]] = {}
-    for stage, entry in (data.get("stages") or {}).items():
+    for stage, entry in ((data or {}).get("stages") or {}).items():
         cmd = entry.get("cmd") if isinstance(entry, dict) else None
         text = " ".join(cmd) if isinstance(cmd, list) else str(cmd or "")
-        for pin in _PIN.findall(text):
-            found.setdefault(pin, []).append(str(stage))
-    out = []
-    for pin, stages in sorted(found.items()):
-        name, _, rest = pin.partition("@")
-        version, _, sha = rest.partition("#")
-        out.append({"name": name, "version": int(version), "sha256": sha,
-                    "stages": sorted(set(stages))})
-    return out
+        for m in PIN.finditer(text):
+            found.setdefault(m[0], []).append(str(stage))
+    return pin_records(found)
 
 
 @cache
@@ -141,10 +137,12 @@ def collect(*, project_dir: str | os.PathLike[str] = ".",
     (the register step records its own inputs in ``inputs``).
     """
     project_dir = Path(project_dir)
+    lock = project_dir / "dvc.lock"
+    data, error = _read_lock(lock)
     return {
         "git": git_state(project_dir),
-        "dvc_lock": dvc_lock_hashes(project_dir / "dvc.lock", skip_stages),
-        "feature_sets": feature_pins(project_dir / "dvc.lock"),
+        "dvc_lock": dvc_lock_hashes(lock, data, error, skip_stages),
+        "feature_sets": feature_pins(data),
         "inputs": dict(inputs or {}),
         "packages": package_versions(),
         "platform": platform.platform(terse=True),
