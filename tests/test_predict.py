@@ -120,6 +120,12 @@ def test_bad_inputs_are_clear_errors(registered: Any, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"input .*shifted\.csv: cannot read as csv"):
         predict_file("bc@champion", str(shifted), str(tmp_path / "o.parquet"),
                      registry=str(registry), progress=False)
+    # outside pytest's warnings-as-errors too: pandas only warns of a block's first row (here
+    # the file's) and drops its extra field, so the reader checks that row itself
+    proc = _cli("bc@champion", str(shifted), "-o", "o.parquet", "--registry", str(registry),
+                cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "shifted.csv: cannot read as csv: Expected 30 fields in line 2, saw 31" in proc.stderr
     clash = tmp_path / "clash.parquet"
     X.assign(prediction=1).to_parquet(clash)
     with pytest.raises(UsageError, match=r"already has the column\(s\) prediction"):
@@ -146,7 +152,9 @@ def test_an_error_after_chunks_were_written_leaves_the_previous_output(registere
         f.write(",".join(["1"] * (len(X.columns) + 1)) + "\n")
     out = tmp_path / "scored.parquet"
     out.write_bytes(b"the previous scores")
-    with pytest.raises(UsageError, match=r"input .*late\.csv: cannot read as csv"):
+    # the line is the file's (the header is line 1), though the block holding it began later
+    with pytest.raises(UsageError, match=r"input .*late\.csv: cannot read as csv: .*"
+                                         r"in line 571, saw 31"):
         predict_file("bc@champion", str(source), str(out), registry=str(registry),
                      chunk_rows=50, progress=False)
     assert out.read_bytes() == b"the previous scores"
@@ -172,3 +180,46 @@ def test_a_regressor_outside_a_pipeline_scores_without_probabilities(tmp_path: P
     scored = pd.read_csv(tmp_path / "out.csv")
     assert list(scored.columns) == ["prediction"]
     np.testing.assert_allclose(scored["prediction"].to_numpy(), model.predict(X), rtol=1e-12)
+
+
+def test_csv_blocks_are_read_as_pandas_reads_the_whole_file(registered: Any,
+                                                             tmp_path: Path) -> None:
+    """CSV is cut into blocks of whole records and parsed in threads: a quoted field holding
+    newlines, commas and quotes never splits a record, and every block reads as pandas reads
+    the file in one go (CRLF line ends too). The columns the schema does not name are carried
+    as the text they are, even when they are empty in the first rows."""
+    registry, model, X = registered
+    frame = X.head(300).assign(
+        note=[f'line one, of row {i}\n"quoted" line two' if i > 40 and i % 3 else None
+              for i in range(300)],
+        visits=[f"{i:03d}" if i % 7 else None for i in range(300)])
+    source = tmp_path / "quoted.csv"
+    frame.to_csv(source, index=False, lineterminator="\r\n")
+    expected = pd.read_csv(source, index_col=False, dtype={"note": "str", "visits": "str"})
+    assert expected["visits"].iloc[1] == "001"
+    for rows in (1, 7, 64, 10_000):
+        out = tmp_path / f"scored-{rows}.parquet"
+        summary = predict_file("bc@champion", str(source), str(out), registry=str(registry),
+                               chunk_rows=rows, progress=False)
+        assert summary.rows == summary.scored == 300
+        scored = pd.read_parquet(out)
+        pd.testing.assert_frame_equal(scored[list(expected.columns)], expected)
+        assert (scored["prediction"].to_numpy() == model.predict(X.head(300))).all()
+
+
+def test_a_csv_without_rows_gives_its_columns_and_an_empty_one_is_refused(
+        registered: Any, tmp_path: Path) -> None:
+    registry, _, X = registered
+    header = tmp_path / "header.csv"
+    header.write_text(",".join(X.columns))  # no newline either
+    summary = predict_file("bc@champion", str(header), str(tmp_path / "o.csv"),
+                           registry=str(registry), progress=False)
+    assert summary.rows == 0
+    assert list(pd.read_csv(tmp_path / "o.csv").columns) == [*X.columns, "prediction",
+                                                             "score_0", "score_1"]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(UsageError, match=r"input .*empty\.csv: cannot read as csv"):
+        predict_file("bc@champion", str(empty), str(tmp_path / "e.csv"),
+                     registry=str(registry), progress=False)
+    assert not (tmp_path / "e.csv").exists()
