@@ -1,14 +1,17 @@
 """Benchmark: batch scoring of one file, ``framework predict`` against ``mlflow models predict``.
 
-    python benchmarks/predict.py [--rows 10000000] [--mlflow-python .venv-mlflow/bin/python]
+    python benchmarks/predict.py [--rows 10000000] [--runs 3]
+                                 [--mlflow-python .venv-mlflow/bin/python]
 
 The model is the breast-cancer pipeline (standard scaler + logistic regression, seed 0), fitted
 with the same code on each side: ours registered with its input schema, MLflow's saved with
 ``mlflow.sklearn.save_model``. The input is ``--rows`` rows of the 30 feature columns (the
 dataset's rows drawn with replacement, with noise, kept inside the dataset's ranges; the same
-rows for both), as a CSV file, and as
-Parquet for our second run. Each command runs once, in a fresh process, timed from start to exit;
-its peak memory (maximum resident set size) is read from ``getrusage`` of the finished child.
+rows for both), as a CSV file, and as Parquet for our other runs. Each command runs in a fresh
+process, timed from start to exit; its peak memory (maximum resident set size) is read from
+``getrusage`` of the finished child. Every command runs once, then the two scores-only runs and
+MLflow's ``--runs - 1`` more times, alternated: the ratio printed is the median of the ratios
+within each round, with their range.
 
 * ``mlflow models predict -m MODEL -i input.csv -t csv -o out.json --env-manager local``: MLflow
   reads the whole file, scores it, and writes the predictions (JSON);
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +37,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SCORES_PARQUET = "ours, Parquet -> Parquet, scores only (--keep none)"
+SCORES_CSV = "ours, CSV -> CSV, scores only (--keep none)"
+MLFLOW = "mlflow models predict, CSV -> JSON"
 FIT = """
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -107,6 +114,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--mlflow-python", default=str(REPO / ".venv-mlflow" / "bin" / "python"))
+    p.add_argument("--runs", type=int, default=3,
+                   help="rounds of the scores-only runs and MLflow's, alternated (default 3)")
     p.add_argument("--no-mlflow", action="store_true",
                    help="only ours, from Parquet (the memory bound at scale)")
     args = p.parse_args()
@@ -135,44 +144,59 @@ def main() -> int:
             reg.register("bc", scope["model"], metrics={"roc_auc": 0.99},
                          input_schema=infer_schema(scope["X"]))
         env = {"FRAMEWORK_REGISTRY": str(root / "registry")}
-        results: dict[str, tuple[float, float]] = {}
+        ours = [sys.executable, "-m", "framework", "predict", "bc@champion"]
+        runs: dict[str, list[list[str]]] = {}  # name: command, cwd env
         if csv.exists():
-            results["ours, CSV -> CSV"] = timed(
-                [sys.executable, "-m", "framework", "predict", "bc@champion", str(csv), "-o",
-                 str(root / "ours.csv"), "--quiet"], root, env)
-            print("ours (CSV) done", flush=True)
-        results["ours, Parquet -> Parquet"] = timed(
-            [sys.executable, "-m", "framework", "predict", "bc@champion", str(parquet), "-o",
-             str(root / "ours.parquet"), "--quiet"], root, env)
-        print("ours (Parquet) done", flush=True)
-        results["ours, Parquet -> Parquet, scores only (--keep none)"] = timed(
-            [sys.executable, "-m", "framework", "predict", "bc@champion", str(parquet), "-o",
-             str(root / "ours-scores.parquet"), "--quiet", "--keep", "none"], root, env)
+            runs["ours, CSV -> CSV"] = [*ours, str(csv), "-o", str(root / "ours.csv"), "--quiet"]
+        runs["ours, Parquet -> Parquet"] = [*ours, str(parquet), "-o", str(root / "ours.parquet"),
+                                            "--quiet"]
+        runs[SCORES_PARQUET] = [*ours, str(parquet), "-o", str(root / "ours-scores.parquet"),
+                                "--quiet", "--keep", "none"]
         if csv.exists():
-            results["ours, CSV -> CSV, scores only (--keep none)"] = timed(
-                [sys.executable, "-m", "framework", "predict", "bc@champion", str(csv), "-o",
-                 str(root / "ours-scores.csv"), "--quiet", "--keep", "none"], root, env)
+            runs[SCORES_CSV] = [*ours, str(csv), "-o", str(root / "ours-scores.csv"), "--quiet",
+                                "--keep", "none"]
         if not args.no_mlflow:
             subprocess.run([args.mlflow_python, "-c", MLFLOW_SAVE, str(root / "mlflow-model")],
                            check=True, capture_output=True)
-            results["mlflow models predict, CSV -> JSON"] = timed(
-                [str(mlflow_bin), "models", "predict", "-m", str(root / "mlflow-model"), "-i",
-                 str(csv), "-t", "csv", "-o", str(root / "mlflow.json"), "--env-manager",
-                 "local"], root)
-            print("MLflow done", flush=True)
+            runs[MLFLOW] = [str(mlflow_bin), "models", "predict", "-m", str(root / "mlflow-model"),
+                            "-i", str(csv), "-t", "csv", "-o", str(root / "mlflow.json"),
+                            "--env-manager", "local"]
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+        for name, cmd in runs.items():  # every contender once
+            results[name].append(timed(cmd, root, None if name == MLFLOW else env))
+            print(f"{name}: {results[name][-1][0]:.2f} s", flush=True)
+        # the scores-only pairs again, alternated with MLflow: this machine's speed swings by a
+        # third from one minute to the next, so a ratio is taken within each round
+        paired = [n for n in (SCORES_PARQUET, SCORES_CSV, MLFLOW) if n in runs]
+        for _ in range(args.runs - 1):
+            for name in paired:
+                results[name].append(timed(runs[name], root, None if name == MLFLOW else env))
+                print(f"{name}: {results[name][-1][0]:.2f} s", flush=True)
+        if not args.no_mlflow:
             with open(root / "mlflow.json") as f:
                 theirs = np.asarray(json.load(f)["predictions"])
-            ours = pd.read_parquet(root / "ours.parquet", columns=["prediction"])["prediction"]
-            agree = int((ours.to_numpy() == theirs).sum())
+            mine = pd.read_parquet(root / "ours.parquet", columns=["prediction"])["prediction"]
+            agree = int((mine.to_numpy() == theirs).sum())
             print(f"predictions agree on {agree:,} of {args.rows:,} rows")
 
-    print(f"\nscoring {args.rows:,} rows x 30 columns, one run each (wall time, peak RSS)")
+    print(f"\nscoring {args.rows:,} rows x 30 columns (wall time, peak RSS; the median of "
+          f"{args.runs} runs for the scores-only ones and MLflow's; the ratio: the median of "
+          "the rounds)")
     width = max(len(k) for k in results)
-    ref = results.get("mlflow models predict, CSV -> JSON")
-    for name, (seconds, rss) in results.items():
-        ratio = f"{ref[0] / seconds:6.1f}x" if ref and not name.startswith("mlflow") else ""
-        print(f"{name:<{width}}  {seconds:8.2f} s  {args.rows / seconds:12,.0f} rows/s  "
-              f"{rss:8,.0f} MB  {ratio}")
+    ref = results.get(MLFLOW)
+    for name, measured in results.items():
+        seconds = statistics.median(m[0] for m in measured)
+        rss = max(m[1] for m in measured)
+        ratio = ""
+        if ref and name != MLFLOW:
+            rounds = [theirs[0] / mine[0] for theirs, mine in zip(ref, measured)]
+            ratio = f"{statistics.median(rounds):6.1f}x"
+            if len(rounds) > 1:
+                ratio += f" ({min(rounds):.1f}-{max(rounds):.1f}x)"
+        spread = (f" ({min(m[0] for m in measured):.2f}-{max(m[0] for m in measured):.2f})"
+                  if len(measured) > 1 else "")
+        print(f"{name:<{width}}  {seconds:8.2f} s{spread:<16}  {args.rows / seconds:12,.0f} "
+              f"rows/s  {rss:8,.0f} MB  {ratio}")
     return 0
 
 
