@@ -7,7 +7,7 @@ the reader's, one that checks and scores this chunk, one that writes the previou
 pandas' parser and numpy release the GIL, so on two cores the reading and writing mostly hide
 behind the scoring; BLAS gets the cores those leave). Memory holds those chunks, their
 predictions and the writer's buffer, whatever the file's size: about ``chunk rows x columns x 8
-bytes`` times a small factor (100,000-row chunks of 30 numeric columns: 650 MB to 1 GB, see
+bytes`` times a small factor (100,000-row chunks of 30 numeric columns: 650 MB to 1.3 GB, see
 the README's performance section). Each chunk is checked against the version's input schema,
 the one ``serve`` checks requests against:
 
