@@ -136,15 +136,20 @@ def _record_end(data: bytes, start: int, *, first: bool = False) -> int:
     ``data[start:]``; -1 when none ends there. A newline ends a record only outside quotes:
     after an even number of quote characters since ``start``, a record's start (RFC 4180: a
     quote inside a quoted field is doubled, so the parity holds)."""
+    if first:  # the record's own bytes only, not the block's
+        i = data.find(b"\n", start)
+        while i >= 0 and data.count(b'"', start, i) % 2:
+            i = data.find(b"\n", i + 1)
+        return i + 1 if i >= 0 else -1
     if data.find(b'"', start) < 0:  # no quotes: every newline ends a record
-        i = data.find(b"\n", start) if first else data.rfind(b"\n", start)
+        i = data.rfind(b"\n", start)
         return i + 1 if i >= 0 else -1
     import numpy as np
 
     view = np.frombuffer(data, np.uint8, offset=start)
     quotes, newlines = np.flatnonzero(view == ord('"')), np.flatnonzero(view == ord("\n"))
     ends = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
-    return start + int(ends[0 if first else -1]) + 1 if len(ends) else -1
+    return start + int(ends[-1]) + 1 if len(ends) else -1
 
 
 def _blocks(f: Any, rows: int) -> Iterator[bytes]:
@@ -187,52 +192,49 @@ def _csv_chunks(path: str, sep: str, rows: int, schema: dict) -> Iterator[Any]:
     other column (the schema's strings, and the columns it does not name) as text: a column
     empty in its first rows and filled later keeps one type over the whole file, which the
     writer needs, and carried columns reach the output as they were written."""
+    import itertools
     from concurrent.futures import Future
 
-    from framework.schema import number_columns
-
-    typed = {name for name, sub in (schema.get("properties") or {}).items()
-             if not _text_only(sub)}
     with open(path, "rb") as f:
         blocks = _blocks(f, rows)
-        csv = _Csv(sep, next(blocks), number_columns(schema), typed)
+        csv = _Csv(sep, next(blocks), schema)
         line = csv.header.count(b"\n") + 1  # the file's line of the next block's first record
         pending: deque[Future[Any]] = deque()
         pool = ThreadPoolExecutor(PARSERS, thread_name_prefix="predict-parse")
-        yielded = False
+        rows_read = 0
         try:
-            for block in blocks:
-                pending.append(pool.submit(csv.parse, block, line))
-                line += block.count(b"\n", len(csv.header))
-                while pending and (len(pending) >= PARSERS or pending[0].done()):
+            for block in itertools.chain(blocks, [None]):  # None: the end; wait for them all
+                if block is not None:
+                    pending.append(pool.submit(csv.parse, block, line))
+                    line += block.count(b"\n", len(csv.header))
+                while pending and (block is None or len(pending) >= PARSERS or
+                                   pending[0].done()):
                     chunk = pending.popleft().result()
-                    if chunk is not None:
-                        yielded = True
+                    if len(chunk):  # a block of blank lines holds none
+                        rows_read += len(chunk)
                         yield chunk
-            while pending:
-                chunk = pending.popleft().result()
-                if chunk is not None:
-                    yielded = True
-                    yield chunk
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    if not yielded:  # no rows: the header's columns
+    if not rows_read:  # no rows: the header's columns
         yield csv.read(csv.header)
 
 
 class _Csv:
     """How the blocks of one CSV file are parsed: its separator and header, the schema's
-    number columns, and the columns read as text (all but ``typed``)."""
+    number columns, and the columns read as text (all but those the schema types otherwise)."""
 
-    def __init__(self, sep: str, header: bytes, numbers: list[str], typed: set[str]) -> None:
+    def __init__(self, sep: str, header: bytes, schema: dict) -> None:
         import io
 
         import pandas as pd
 
-        self.sep, self.header, self.numbers = sep, header, numbers
+        from framework.schema import number_columns, typed_columns
+
+        self.sep, self.header, self.numbers = sep, header, number_columns(schema)
         # an empty file: pandas' error, raised here, where the file is named
         names = pd.read_csv(io.BytesIO(header), sep=sep, index_col=False).columns
         self.fields = len(names)
+        typed = set(typed_columns(schema))
         self.text = {name: "str" for name in names if name not in typed}
 
     def read(self, block: bytes) -> Any:
@@ -244,7 +246,7 @@ class _Csv:
 
     def parse(self, block: bytes, line: int) -> Any:
         """One block (the header, then whole records whose first is the file's ``line``) as a
-        DataFrame; None when it holds no row."""
+        DataFrame."""
         import csv
         import io
         import re
@@ -274,13 +276,7 @@ class _Csv:
                 number = converted.notna() | chunk[name].isna()
                 chunk[name] = converted if number.all() else \
                     converted.astype(object).where(number, chunk[name])
-        return chunk if len(chunk) else None
-
-
-def _text_only(subschema: Any) -> bool:
-    """Whether a column's schema admits text (and null) only, or says nothing of its type."""
-    t = subschema.get("type") if isinstance(subschema, dict) else None
-    return t is None or set([t] if isinstance(t, str) else t) <= {"string", "null"}
+        return chunk
 
 
 def _rows_in(path: str, kind: str) -> int | None:

@@ -130,17 +130,30 @@ def violation(report: Report, *, what: str, source: str | None = None) -> Schema
     return exc
 
 
+def _declared_types(subschema: Any) -> set[str]:
+    """The JSON types a column's subschema names (none: it says nothing of its type)."""
+    t = subschema.get("type") if isinstance(subschema, dict) else None
+    return {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+
+
 def number_columns(schema: dict) -> list[str]:
     """The columns whose schema admits numbers (and null) only: where a CSV reader should read
     numbers, and keep a cell that is not one as the text it is (so that only its row fails)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     out = []
     for name, sub in (props or {}).items():
-        t = sub.get("type") if isinstance(sub, dict) else None
-        types = {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+        types = _declared_types(sub)
         if types and types <= {"number", "integer", "null"} and types & {"number", "integer"}:
             out.append(name)
     return out
+
+
+def typed_columns(schema: dict) -> list[str]:
+    """The columns whose schema admits something besides text (and null): the ones a CSV reader
+    should let pandas type; the others, and the columns the schema does not name, stay text."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    return [name for name, sub in (props or {}).items()
+            if _declared_types(sub) - {"string", "null"}]
 
 
 def infer_schema(df: pd.DataFrame) -> dict:
